@@ -68,7 +68,7 @@ bool gguf_convert(GgufType type, const uint8_t* p, T& out) {
             if constexpr (std::is_signed_v<V>) {
                 if (v < 0) {
                     if constexpr (!std::is_signed_v<T>) return false;
-                    else if (v < static_cast<V>(std::numeric_limits<T>::min())) return false;
+                    else if (static_cast<int64_t>(v) < static_cast<int64_t>(std::numeric_limits<T>::min())) return false;
                 } else if (static_cast<uint64_t>(v) > static_cast<uint64_t>(std::numeric_limits<T>::max())) {
                     return false;
                 }

@@ -1,4 +1,5 @@
 #include "gemma4/error.h"
+#include "gemma4/gemma4.h"
 
 namespace gemma4 {
 
@@ -13,5 +14,11 @@ const char* to_string(ErrorCode code) noexcept {
     }
     return "unknown";
 }
+
+}  // namespace gemma4
+
+namespace gemma4 {
+
+const char* version() noexcept { return GEMMA4_VERSION_STRING; }
 
 }  // namespace gemma4

@@ -1,0 +1,151 @@
+#include "model/forward.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "gemma4/error.h"
+
+namespace gemma4 {
+
+Forward::Forward(Backend& backend, const ModelConfig& config, const ModelWeights& weights, int max_batch_tokens)
+    : be_(backend), cfg_(config), w_(weights), max_batch_(max_batch_tokens) {
+    if (max_batch_tokens <= 0) throw Error(ErrorCode::invalid_argument, "batch size must be positive");
+    attn_.resize(cfg_.n_layers);
+    for (int l = 0; l < cfg_.n_layers; ++l) {
+        const LayerConfig& lc = cfg_.layers[l];
+        AttentionLayer& a = attn_[l];
+        a.n_heads = lc.n_heads;
+        a.n_kv_heads = lc.n_kv_heads;
+        a.head_dim = lc.head_dim;
+        a.rope_dims = lc.rope_dims;
+        a.rope_base = lc.rope_base;
+        a.rope_freqs = lc.sliding ? nullptr : w_.rope_freqs;
+        a.q_norm = w_.layers[l].q_norm;
+        a.k_norm = w_.layers[l].k_norm;
+        a.rms_eps = cfg_.rms_eps;
+        a.window = lc.sliding ? cfg_.sliding_window : 0;
+        a.scale = 1.0f;
+    }
+    const size_t n = static_cast<size_t>(max_batch_);
+    const size_t d = cfg_.d_model;
+    // One arena, carved into aligned slices.
+    const size_t sizes[] = {n * d * 4, n * d * 4, n * cfg_.max_q_dim() * 4, n * cfg_.max_kv_dim() * 4,
+                            n * cfg_.max_kv_dim() * 4, n * cfg_.max_q_dim() * 4, n * cfg_.max_d_ff() * 4,
+                            n * cfg_.max_d_ff() * 4, n * 4, n * 4, kLogitChunkRows * d * 4,
+                            static_cast<size_t>(kLogitChunkRows) * cfg_.vocab_size * 4};
+    constexpr size_t kAlign = 256;
+    size_t total = 0;
+    for (size_t s : sizes) total += (s + kAlign - 1) / kAlign * kAlign;
+    arena_ = be_.alloc(total);
+    char* p = static_cast<char*>(arena_);
+    void* slices[std::size(sizes)];
+    for (size_t i = 0; i < std::size(sizes); ++i) {
+        slices[i] = p;
+        p += (sizes[i] + kAlign - 1) / kAlign * kAlign;
+    }
+    x_ = static_cast<float*>(slices[0]);
+    h_ = static_cast<float*>(slices[1]);
+    q_ = static_cast<float*>(slices[2]);
+    k_ = static_cast<float*>(slices[3]);
+    v_ = static_cast<float*>(slices[4]);
+    attn_out_ = static_cast<float*>(slices[5]);
+    ff_ = static_cast<float*>(slices[6]);
+    ff_scratch_ = static_cast<float*>(slices[7]);
+    ids_ = static_cast<int32_t*>(slices[8]);
+    groups_ = static_cast<int32_t*>(slices[9]);
+    logit_x_ = static_cast<float*>(slices[10]);
+    logits_ = static_cast<float*>(slices[11]);
+}
+
+Forward::~Forward() { be_.free(arena_); }
+
+void Forward::run(const ForwardBatch& batch, KvCache& kv, float* logits) {
+    const int n = static_cast<int>(batch.ids.size());
+    const int d = cfg_.d_model;
+    if (n <= 0 || n > max_batch_) {
+        throw Error(ErrorCode::invalid_argument, fmt::format("batch of {} tokens (1..{} allowed)", n, max_batch_));
+    }
+    if (!batch.groups.empty() && static_cast<int>(batch.groups.size()) != n) {
+        throw Error(ErrorCode::invalid_argument, "media groups must have one entry per batch row");
+    }
+    // Validate ids and find media rows before touching the cache.
+    std::vector<int32_t> ids(batch.ids.begin(), batch.ids.end());
+    bool has_media = false;
+    for (int i = 0; i < n; ++i) {
+        if (ids[i] == -1) {
+            if (!batch.media) throw Error(ErrorCode::invalid_argument, "media row without media embeddings");
+            has_media = true;
+            ids[i] = 0;  // embedded, then overwritten below
+        } else if (ids[i] < 0 || ids[i] >= cfg_.vocab_size) {
+            throw Error(ErrorCode::invalid_argument, fmt::format("token id {} is outside the vocabulary of {}", ids[i], cfg_.vocab_size));
+        }
+    }
+    int prev = -1;
+    for (int r : batch.logit_rows) {
+        if (r <= prev || r >= n) throw Error(ErrorCode::invalid_argument, "logit rows must be ascending and inside the batch");
+        prev = r;
+    }
+
+    kv.prepare(batch.pos0, n);
+
+    // ---- embeddings
+    be_.upload(ids_, ids.data(), sizeof(int32_t) * n);
+    be_.embed(w_.token_embd, ids_, n, std::sqrt(static_cast<float>(d)), x_);
+    if (has_media) {
+        for (int i = 0; i < n;) {
+            if (batch.ids[i] != -1) { ++i; continue; }
+            int j = i;
+            while (j < n && batch.ids[j] == -1) ++j;
+            be_.upload(x_ + static_cast<size_t>(i) * d, batch.media + static_cast<size_t>(i) * d, sizeof(float) * d * (j - i));
+            i = j;
+        }
+    }
+    BatchPositions pos{batch.pos0, n, nullptr};
+    if (!batch.groups.empty()) {
+        be_.upload(groups_, batch.groups.data(), sizeof(int32_t) * n);
+        pos.groups = groups_;
+    }
+
+    // ---- layers
+    for (int l = 0; l < cfg_.n_layers; ++l) {
+        const LayerWeights& L = w_.layers[l];
+        const AttentionLayer& A = attn_[l];
+        be_.rms_norm(x_, L.attn_norm, n, d, cfg_.rms_eps, h_);
+        be_.matmul(L.wq, h_, n, q_);
+        be_.matmul(L.wk, h_, n, k_);
+        const float* v = k_;  // full layers: V comes from the raw K projection
+        if (L.wv.data) {
+            be_.matmul(L.wv, h_, n, v_);
+            v = v_;
+        }
+        const KvLayerView view = kv.view(l);
+        be_.attention_prepare(q_, k_, v, pos, A, view);
+        be_.attention(q_, pos, A, view, attn_out_);
+        be_.matmul(L.wo, attn_out_, n, h_);
+        be_.add_rms_norm(x_, h_, L.post_attn_norm, n, d, cfg_.rms_eps, 1.0f);
+
+        be_.rms_norm(x_, L.ffn_norm, n, d, cfg_.rms_eps, h_);
+        be_.gate_up_geglu(L.gate, L.up, h_, n, ff_scratch_, ff_);
+        be_.matmul(L.down, ff_, n, h_);
+        be_.add_rms_norm(x_, h_, L.post_ffw_norm, n, d, cfg_.rms_eps, L.output_scale);
+    }
+
+    // ---- logits for the rows asked for, in chunks
+    const size_t vocab = cfg_.vocab_size;
+    for (size_t c = 0; c < batch.logit_rows.size(); c += kLogitChunkRows) {
+        const int rows = static_cast<int>(std::min<size_t>(kLogitChunkRows, batch.logit_rows.size() - c));
+        for (int r = 0; r < rows; ++r) {
+            be_.copy(logit_x_ + static_cast<size_t>(r) * d, x_ + static_cast<size_t>(batch.logit_rows[c + r]) * d,
+                     sizeof(float) * d);
+        }
+        be_.rms_norm(logit_x_, w_.output_norm, rows, d, cfg_.rms_eps, logit_x_);
+        be_.matmul(w_.lm_head, logit_x_, rows, logits_);
+        if (cfg_.final_softcap > 0.0f) be_.softcap(logits_, static_cast<int64_t>(rows) * vocab, cfg_.final_softcap);
+        be_.download(logits + c * vocab, logits_, sizeof(float) * rows * vocab);
+    }
+    be_.synchronize();
+}
+
+}  // namespace gemma4
