@@ -1,12 +1,15 @@
 #include "gguf/gguf_file.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <unordered_set>
 #include <utility>
 
 #include <fmt/format.h>
+
+#include "util/utf8.h"
 
 namespace gemma4 {
 
@@ -59,7 +62,13 @@ bool gguf_convert(GgufType type, const uint8_t* p, T& out) {
         return true;
     } else if constexpr (std::is_floating_point_v<T>) {
         if (type == GgufType::f32) { out = static_cast<T>(load<float>(p)); return true; }
-        if (type == GgufType::f64) { out = static_cast<T>(load<double>(p)); return true; }
+        if (type == GgufType::f64) {
+            const double v = load<double>(p);
+            // A finite double outside T's range does not fit (the conversion would be undefined).
+            if (std::isfinite(v) && (v > std::numeric_limits<T>::max() || v < std::numeric_limits<T>::lowest())) return false;
+            out = static_cast<T>(v);
+            return true;
+        }
         return false;
     } else {
         static_assert(std::is_integral_v<T>);
@@ -108,30 +117,6 @@ template bool gguf_convert<double>(GgufType, const uint8_t*, double&);
 
 namespace {
 
-// Returns true if [p, p+n) is well-formed UTF-8 (no overlongs, no surrogates, <= U+10FFFF).
-bool valid_utf8(const uint8_t* p, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        uint8_t c = p[i];
-        if (c < 0x80) { ++i; continue; }
-        size_t len;
-        uint32_t cp;
-        if ((c & 0xE0) == 0xC0) { len = 2; cp = c & 0x1F; }
-        else if ((c & 0xF0) == 0xE0) { len = 3; cp = c & 0x0F; }
-        else if ((c & 0xF8) == 0xF0) { len = 4; cp = c & 0x07; }
-        else return false;
-        if (n - i < len) return false;
-        for (size_t k = 1; k < len; ++k) {
-            if ((p[i + k] & 0xC0) != 0x80) return false;
-            cp = (cp << 6) | (p[i + k] & 0x3F);
-        }
-        static constexpr uint32_t kMinForLen[5] = {0, 0, 0x80, 0x800, 0x10000};
-        if (cp < kMinForLen[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
-        i += len;
-    }
-    return true;
-}
-
 // A bounds-checked cursor over the mapped bytes. Every read checks the bytes left first.
 class Reader {
 public:
@@ -163,7 +148,7 @@ public:
         if (len > left()) fail(fmt::format("{}: string length {} exceeds the {} bytes left", what, len, left()));
         if (len > max_len) fail(fmt::format("{}: string length {} exceeds the limit of {}", what, len, max_len));
         const uint8_t* p = take(len, what.c_str());
-        if (!valid_utf8(p, len)) fail(what + ": string is not valid UTF-8");
+        if (!detail::is_valid_utf8({reinterpret_cast<const char*>(p), static_cast<size_t>(len)})) fail(what + ": string is not valid UTF-8");
         return {reinterpret_cast<const char*>(p), len};
     }
 

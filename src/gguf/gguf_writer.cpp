@@ -9,36 +9,10 @@
 
 #include <fmt/format.h>
 
+#include "util/utf8.h"
+
 namespace gemma4 {
 namespace {
-
-// Well-formed UTF-8: no stray continuation bytes, no truncated sequences, no overlongs, no
-// surrogates, nothing above U+10FFFF. The same rule the reader enforces; kept here so the writer
-// refuses what the reader would.
-bool is_valid_utf8(std::string_view s) {
-    const auto* p = reinterpret_cast<const uint8_t*>(s.data());
-    const size_t n = s.size();
-    size_t i = 0;
-    while (i < n) {
-        const uint8_t c = p[i];
-        size_t len = 0;
-        uint32_t cp = 0;
-        if (c < 0x80) { ++i; continue; }
-        if ((c & 0xE0) == 0xC0) { len = 2; cp = c & 0x1F; }
-        else if ((c & 0xF0) == 0xE0) { len = 3; cp = c & 0x0F; }
-        else if ((c & 0xF8) == 0xF0) { len = 4; cp = c & 0x07; }
-        else return false;
-        if (n - i < len) return false;
-        for (size_t k = 1; k < len; ++k) {
-            if ((p[i + k] & 0xC0) != 0x80) return false;
-            cp = (cp << 6) | (p[i + k] & 0x3F);
-        }
-        static constexpr uint32_t kMinForLen[5] = {0, 0, 0x80, 0x800, 0x10000};
-        if (cp < kMinForLen[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
-        i += len;
-    }
-    return true;
-}
 
 uint64_t pad_to(uint64_t n, uint64_t align) { return (n + align - 1) / align * align; }
 
@@ -62,7 +36,7 @@ GgufWriter& GgufWriter::add_checked(std::string_view key, GgufType type, std::ve
     if (key.size() > GgufFile::kMaxKeyBytes) {
         fail(fmt::format("metadata key of {} bytes exceeds the limit of {}", key.size(), GgufFile::kMaxKeyBytes));
     }
-    if (!is_valid_utf8(key)) fail("metadata key is not valid UTF-8");
+    if (!detail::is_valid_utf8(key)) fail("metadata key is not valid UTF-8");
     for (const Kv& kv : kvs_) {
         if (kv.key == key) fail(fmt::format("duplicate key '{}'", key));
     }
@@ -78,7 +52,7 @@ GgufWriter& GgufWriter::add_checked(std::string_view key, GgufType type, std::ve
 }
 
 GgufWriter& GgufWriter::add_string(std::string_view key, std::string_view value) {
-    if (!is_valid_utf8(value)) fail(fmt::format("key '{}': string value is not valid UTF-8", key));
+    if (!detail::is_valid_utf8(value)) fail(fmt::format("key '{}': string value is not valid UTF-8", key));
     std::vector<uint8_t> bytes;
     append_string(bytes, value);
     return add_checked(key, GgufType::string, std::move(bytes), 0);
@@ -89,7 +63,7 @@ GgufWriter& GgufWriter::add_array(std::string_view key, const std::vector<std::s
     put(bytes, static_cast<uint32_t>(GgufType::string));
     put(bytes, static_cast<uint64_t>(values.size()));
     for (size_t i = 0; i < values.size(); ++i) {
-        if (!is_valid_utf8(values[i])) fail(fmt::format("key '{}': string element {} is not valid UTF-8", key, i));
+        if (!detail::is_valid_utf8(values[i])) fail(fmt::format("key '{}': string element {} is not valid UTF-8", key, i));
         append_string(bytes, values[i]);
     }
     return add_checked(key, GgufType::array, std::move(bytes), values.size());
@@ -106,7 +80,7 @@ GgufWriter& GgufWriter::add_tensor(std::string_view name, GgmlType type, const s
     if (name.size() > GgufFile::kMaxTensorName) {
         fail(fmt::format("tensor name of {} bytes exceeds the limit of {}", name.size(), GgufFile::kMaxTensorName));
     }
-    if (!is_valid_utf8(name)) fail("tensor name is not valid UTF-8");
+    if (!detail::is_valid_utf8(name)) fail("tensor name is not valid UTF-8");
     for (const RawTensor& t : tensors_) {
         if (t.name == name) fail(fmt::format("duplicate tensor name '{}'", name));
     }

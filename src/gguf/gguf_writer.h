@@ -43,7 +43,9 @@ constexpr GgufType gguf_value_type() {
     else if constexpr (std::is_same_v<T, float>) return GgufType::f32;
     else if constexpr (std::is_same_v<T, double>) return GgufType::f64;
     else {
-        static_assert(std::is_integral_v<T> && !std::is_same_v<T, char> && sizeof(T) <= 8,
+        static_assert(std::is_integral_v<T> && !std::is_same_v<T, char> && !std::is_same_v<T, wchar_t> &&
+                          !std::is_same_v<T, char8_t> && !std::is_same_v<T, char16_t> &&
+                          !std::is_same_v<T, char32_t> && sizeof(T) <= 8,
                       "GGUF scalars are 8/16/32/64-bit integers, float, double or bool");
         constexpr bool s = std::is_signed_v<T>;
         if constexpr (sizeof(T) == 1) return s ? GgufType::i8 : GgufType::u8;
