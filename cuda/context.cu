@@ -1,0 +1,84 @@
+// cuda::Context: the stream, the cuBLAS handle and the growable scratch buffers of one backend.
+#include <cublas_v2.h>
+
+#include <array>
+#include <string>
+
+#include "cuda/common.cuh"
+#include "cuda/ops.h"
+
+namespace gemma4::cuda {
+
+void throw_cuda_error(cudaError_t err, const char* what, const char* file, int line) {
+    const ErrorCode code = err == cudaErrorMemoryAllocation ? ErrorCode::out_of_memory : ErrorCode::device_error;
+    throw Error(code, std::string("CUDA error ") + cudaGetErrorName(err) + " (" + cudaGetErrorString(err) + ") in " + what +
+                          " at " + file + ":" + std::to_string(line));
+}
+
+namespace {
+
+class ContextImpl final : public Context {
+public:
+    explicit ContextImpl(int device) {
+        int n = 0;
+        if (cudaGetDeviceCount(&n) != cudaSuccess || device < 0 || device >= n) {
+            cudaGetLastError();
+            throw Error(ErrorCode::device_error,
+                        "cuda:" + std::to_string(device) + " does not exist (" + std::to_string(n) + " CUDA devices)");
+        }
+        GEMMA4_CUDA_CHECK(cudaSetDevice(device));
+        GEMMA4_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+        if (cublasCreate(&cublas_) != CUBLAS_STATUS_SUCCESS) {
+            cudaStreamDestroy(stream_);
+            throw Error(ErrorCode::device_error, "cuBLAS initialisation failed");
+        }
+        cublasSetStream(cublas_, stream_);
+        cudaDeviceProp prop{};
+        GEMMA4_CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
+        sm_count_ = prop.multiProcessorCount;
+    }
+
+    ~ContextImpl() override {
+        cudaStreamSynchronize(stream_);
+        for (auto& s : slots_) cudaFree(s.ptr);
+        cublasDestroy(cublas_);
+        cudaStreamDestroy(stream_);
+    }
+
+    void* stream() const override { return stream_; }
+    void* cublas() const override { return cublas_; }
+    int sm_count() const override { return sm_count_; }
+    void synchronize() override { GEMMA4_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+
+    void* scratch(int slot, size_t bytes) override {
+        if (slot < 0 || slot >= kSlots) throw Error(ErrorCode::invalid_argument, "scratch slot " + std::to_string(slot));
+        Slot& s = slots_[slot];
+        if (s.bytes < bytes) {
+            // Work queued on the stream may still use the old buffer.
+            GEMMA4_CUDA_CHECK(cudaStreamSynchronize(stream_));
+            if (s.ptr) GEMMA4_CUDA_CHECK(cudaFree(s.ptr));
+            s.ptr = nullptr;
+            s.bytes = 0;
+            GEMMA4_CUDA_CHECK(cudaMalloc(&s.ptr, bytes));
+            s.bytes = bytes;
+        }
+        return s.ptr;
+    }
+
+private:
+    static constexpr int kSlots = 16;
+    struct Slot {
+        void* ptr = nullptr;
+        size_t bytes = 0;
+    };
+    cudaStream_t stream_ = nullptr;
+    cublasHandle_t cublas_ = nullptr;
+    int sm_count_ = 0;
+    std::array<Slot, kSlots> slots_{};
+};
+
+}  // namespace
+
+Context* Context::create(int device) { return new ContextImpl(device); }
+
+}  // namespace gemma4::cuda

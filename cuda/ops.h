@@ -1,0 +1,48 @@
+// Launchers of the CUDA kernels, one family per cuda/<family>.cu. Each has the signature of its CPU
+// reference in cpu/ops.h, with a cuda::Context in place of the ThreadPool. Every pointer is device
+// memory. Shapes as in src/backend/backend.h. Plain C++ header: no CUDA types, so host code and
+// tests can include it without nvcc.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "backend/backend.h"
+
+namespace gemma4::cuda {
+
+/// Per-backend state the launchers share: the stream, the cuBLAS handle and growable scratch.
+/// Created by cuda::Backend; tests create one with Context::create().
+class Context {
+public:
+    static Context* create(int device);  // caller owns; throws Error(device_error)
+    virtual ~Context() = default;
+    virtual void* stream() const = 0;          // cudaStream_t
+    virtual void* cublas() const = 0;          // cublasHandle_t
+    /// Device scratch of at least `bytes`, valid until the next scratch() call with the same slot.
+    virtual void* scratch(int slot, size_t bytes) = 0;
+    virtual int sm_count() const = 0;
+    virtual void synchronize() = 0;
+};
+
+// cuda/norm.cu
+void embed(const WeightMatrix& table, const int32_t* ids, int n_tokens, float scale, float* out, Context& ctx);
+void rms_norm(const float* x, const float* weight, int n_rows, int dim, float eps, float* out, Context& ctx);
+void add_rms_norm(float* x, const float* a, const float* weight, int n_tokens, int dim, float eps, float scale, Context& ctx);
+void softcap(float* x, int64_t n, float cap, Context& ctx);
+void geglu(const float* gate, const float* up, int64_t n, float* out, Context& ctx);
+
+// cuda/matmul_quant.cu: y[t] = W x[t]. Few tokens: quantized matrix-vector kernels reading the GGUF
+// blocks directly; many tokens: dequantized tiles and a tensor-core GEMM.
+void matmul(const WeightMatrix& w, const float* x, int n_tokens, float* y, Context& ctx);
+/// out[t] = gelu_tanh(W_gate x[t]) * (W_up x[t]); fused for few tokens. `scratch`: n_tokens * d_ff floats.
+void gate_up_geglu(const WeightMatrix& gate, const WeightMatrix& up, const float* x, int n_tokens, float* scratch,
+                   float* out, Context& ctx);
+
+// cuda/attention.cu
+void attention_prepare(float* q, const float* k, const float* v, const BatchPositions& batch, const AttentionLayer& layer,
+                       const KvLayerView& kv, Context& ctx);
+void attention(const float* q, const BatchPositions& batch, const AttentionLayer& layer, const KvLayerView& kv, float* out,
+               Context& ctx);
+
+}  // namespace gemma4::cuda

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# scripts/device.sh: everything the GPU machine does, in one call (each call must fit in 10 minutes).
+#
+#   scripts/device.sh test            build, ctest (CUDA tests for real), compute-sanitizer memcheck and
+#                                     racecheck on the CUDA kernel tests, kernel benchmarks
+#   scripts/device.sh bench [LAYERS]  build, make the synthetic 12B-shape Q4_K_M file (LAYERS: e.g. 6 for the
+#                                     6-layer variant), greedy tokens CUDA vs CPU, gemma4-bench vs llama-bench
+#
+# Needs .devpack/ (../shared/oracle/device-pack.sh .devpack) carried along for `bench`. Writes logs and
+# JSON under $OUT (or ./out) and prints a short table last.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+MODE="${1:-test}"
+LAYERS="${2:-}"
+OUT="${OUT:-$PWD/out}"
+mkdir -p "$OUT"
+T0=$(date +%s)
+log() { printf '[device %4ss] %s\n' "$(( $(date +%s) - T0 ))" "$*"; }
+table=()
+
+log "$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | head -n1)"
+log "configure + build"
+cmake -S . -B build-dev -DCMAKE_BUILD_TYPE=Release -DGEMMA4_CUDA=ON -G Ninja > "$OUT/configure.log" 2>&1 \
+    || cmake -S . -B build-dev -DCMAKE_BUILD_TYPE=Release -DGEMMA4_CUDA=ON > "$OUT/configure.log" 2>&1 \
+    || { tail -30 "$OUT/configure.log"; exit 1; }
+if ! cmake --build build-dev -j"$(nproc)" > "$OUT/build.log" 2>&1; then
+    grep -E "error|Error" "$OUT/build.log" | head -40
+    exit 1
+fi
+log "built"
+
+if [ "$MODE" = test ]; then
+    log "ctest"
+    (cd build-dev && ctest --output-on-failure -j4 --timeout 600) > "$OUT/ctest.log" 2>&1
+    table+=("ctest: $(grep -E 'tests passed|tests failed' "$OUT/ctest.log" | tail -n1)")
+    grep -E "Failed|FAILED|\*\*\*" "$OUT/ctest.log" | head -20
+    ./build-dev/tests/gemma4_kernel_tests "[cuda]" -s 2>/dev/null | grep -E "^  (rel|nmse|first)" | head -0
+    log "compute-sanitizer"
+    for tool in memcheck racecheck; do
+        compute-sanitizer --tool "$tool" --error-exitcode 9 ./build-dev/tests/gemma4_kernel_tests "[cuda]~[slow]" \
+            > "$OUT/sanitizer-$tool.log" 2>&1
+        rc=$?
+        table+=("compute-sanitizer $tool: $([ $rc = 0 ] && echo clean || echo "FAILED rc=$rc") ($(grep -E 'ERROR SUMMARY' "$OUT/sanitizer-$tool.log" | tail -n1))")
+    done
+    log "kernel benchmarks"
+    ./build-dev/bench/gemma4-kernel-bench --benchmark_filter='CUDA|Cuda|cuda' --benchmark_min_time=0.2s \
+        --benchmark_format=console > "$OUT/kernel-bench.txt" 2>&1
+    grep -E "^(BM|Cuda|CUDA|cuda)" "$OUT/kernel-bench.txt" | head -40
+fi
+
+if [ "$MODE" = bench ]; then
+    [ -f .devpack/env.sh ] || { echo "no .devpack: run ../shared/oracle/device-pack.sh .devpack and carry it"; exit 1; }
+    source .devpack/env.sh
+    log "make the 12B-shape Q4_K_M file ${LAYERS:+($LAYERS layers)}"
+    .devpack/make-12b.sh Q4_K_M $LAYERS > "$OUT/make-12b.log" 2>&1 || { tail -20 "$OUT/make-12b.log"; exit 1; }
+    M=$(ls "$GEMMA4_12B_DIR"${LAYERS:+/layers$LAYERS}/gemma4-12b*-Q4_K_M.gguf | head -n1)
+    log "model: $M ($(du -h "$M" | cut -f1))"
+    if [ -n "$LAYERS" ]; then
+        log "greedy 32 tokens: CUDA vs CPU"
+        for d in cuda cpu; do
+            ./build-dev/examples/gemma4 generate --model "$M" --prompt "The old lighthouse keeper" --raw -n 32 --greedy \
+                --device $d --quiet > "$OUT/greedy-$d.txt" 2>&1
+        done
+        if cmp -s "$OUT/greedy-cuda.txt" "$OUT/greedy-cpu.txt"; then table+=("greedy 32 tokens CUDA == CPU: yes")
+        else table+=("greedy 32 tokens CUDA == CPU: NO (see greedy-*.txt)"); fi
+    fi
+    DEPTHS="${DEPTHS:-0,32768}"
+    log "gemma4-bench"
+    ./build-dev/bench/gemma4-bench -m "$M" --device cuda -p 512 -n 128 -d "$DEPTHS" -r 3 -o json > "$OUT/gemma4-bench.json" 2> "$OUT/gemma4-bench.log"
+    cat "$OUT/gemma4-bench.log"
+    log "llama-bench"
+    llama-bench -m "$M" -ngl 99 -fa 1 -p 512 -n 128 -d "$DEPTHS" -r 3 -o json > "$OUT/llama-bench.json" 2> "$OUT/llama-bench.log"
+    nvidia-smi --query-gpu=memory.used --format=csv,noheader > "$OUT/gpu-mem.txt" 2>&1
+    table+=("$(python3 scripts/bench_table.py "$OUT/gemma4-bench.json" "$OUT/llama-bench.json")")
+fi
+
+log "done"
+printf '%s\n' "${table[@]}"
