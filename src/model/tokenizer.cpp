@@ -28,6 +28,9 @@ constexpr uint32_t kMaxCodePoint = 0x10FFFF;
 constexpr uint32_t kBmpSize = 0x10000;               // code points with a dense char -> symbol table
 constexpr std::string_view kSpaceEscape = "\xE2\x96\x81";  // '▁' U+2581, what ' ' becomes before BPE
 constexpr std::string_view kUtf8Replacement = "\xEF\xBF\xBD";
+// One encode() call: byte offsets into the normalized text (up to 3x the input) are 32-bit. A quarter GiB
+// is some 60M tokens, far beyond any context.
+constexpr size_t kMaxEncodeBytes = size_t{256} << 20;
 
 bool is_continuation(uint8_t b) { return (b & 0xC0) == 0x80; }
 
@@ -367,7 +370,7 @@ struct PairCandidate {
 };
 
 struct PairOrder {
-    // std::priority_queue pops the "largest"; we want the lowest rank, then the leftmost pair.
+    // The std heap algorithms pop the "largest" element; we want the lowest rank, then the leftmost pair.
     bool operator()(const PairCandidate& a, const PairCandidate& b) const {
         return a.rank > b.rank || (a.rank == b.rank && a.left > b.left);
     }
@@ -429,8 +432,22 @@ void Tokenizer::Impl::encode_run(std::string_view norm, Symbol* symbols, size_t 
         std::push_heap(heap.begin(), heap.end(), PairOrder{});
     };
 
+    // Initial pairs: the merge-table probes are cache misses, so keys are computed and prefetched a few
+    // pairs ahead; the heap is built once at the end (make_heap is linear).
+    constexpr size_t kPrefetchAhead = 8;
+    const auto pair_key = [&](size_t i) { return MergeTable::key(symbols[i].id, symbols[i + 1].id); };
+    const auto mergeable = [&](size_t i) { return symbols[i].id >= 0 && symbols[i + 1].id >= 0; };
     heap.clear();
-    for (size_t i = 0; i + 1 < n_symbols; ++i) try_pair(static_cast<int32_t>(i), static_cast<int32_t>(i + 1));
+    for (size_t i = 0; i + 1 < n_symbols && i < kPrefetchAhead; ++i) {
+        if (mergeable(i)) merges.prefetch(pair_key(i));
+    }
+    for (size_t i = 0; i + 1 < n_symbols; ++i) {
+        if (i + kPrefetchAhead + 1 < n_symbols && mergeable(i + kPrefetchAhead)) merges.prefetch(pair_key(i + kPrefetchAhead));
+        if (!mergeable(i)) continue;
+        const MergeTable::Value* m = merges.find(pair_key(i));
+        if (m) heap.push_back({m->rank, static_cast<int32_t>(i), static_cast<int32_t>(i + 1), symbols[i].id, symbols[i + 1].id, m->result});
+    }
+    std::make_heap(heap.begin(), heap.end(), PairOrder{});
     while (!heap.empty()) {
         std::pop_heap(heap.begin(), heap.end(), PairOrder{});
         const PairCandidate c = heap.back();
@@ -462,43 +479,52 @@ void Tokenizer::Impl::encode_run(std::string_view norm, Symbol* symbols, size_t 
 }
 
 void Tokenizer::Impl::encode_text(std::string_view text, std::vector<int32_t>& out) const {
-    // Normalize the whole fragment first (code points re-encoded canonically, raw ' ' -> '▁'), remembering
-    // one symbol per code point; then cut it into newline / non-newline runs and BPE each run.
-    std::string norm;
-    norm.reserve(text.size() + text.size() / 2);
-    std::vector<Symbol> symbols;
-    symbols.reserve(text.size());
-    std::vector<uint8_t> is_newline;
-    is_newline.reserve(text.size());
-    const auto* p = reinterpret_cast<const uint8_t*>(text.data());
+    // Normalize the whole fragment first (code points re-encoded canonically, raw ' ' -> '▁'), with one
+    // symbol per code point; then cut it into newline / non-newline runs and BPE each run. A byte grows to at
+    // most 3 (' ' -> '▁', an invalid byte -> U+FFFD), so the buffers are sized once.
     const size_t n = text.size();
+    std::string norm(3 * n, '\0');
+    std::vector<Symbol> symbols(n);
+    char* w = norm.data();
+    size_t n_symbols = 0;
+    const auto* p = reinterpret_cast<const uint8_t*>(text.data());
+    const int32_t space_id = bmp_symbol[0x2581];
     for (size_t i = 0; i < n;) {
-        size_t len = 0;
-        const uint32_t cp = decode_lenient(p + i, n - i, len);
-        const uint32_t begin = static_cast<uint32_t>(norm.size());
+        const uint32_t begin = static_cast<uint32_t>(w - norm.data());
+        const uint8_t b = p[i];
         int32_t id;
-        if (len == 1 && p[i] == ' ') {
-            norm.append(kSpaceEscape);
-            id = bmp_symbol[0x2581];
+        if (b < 0x80) {  // ASCII: the common case
+            if (b == ' ') {
+                std::memcpy(w, kSpaceEscape.data(), kSpaceEscape.size());
+                w += kSpaceEscape.size();
+                id = space_id;
+            } else {
+                *w++ = static_cast<char>(b);
+                id = bmp_symbol[b];
+            }
+            ++i;
         } else {
-            char buf[4];
-            const size_t k = encode_utf8(cp, buf);
-            norm.append(buf, k);
-            id = symbol_of(cp, buf, k);
+            size_t len = 0;
+            const uint32_t cp = decode_lenient(p + i, n - i, len);
+            const size_t k = encode_utf8(cp, w);
+            id = symbol_of(cp, w, k);
+            w += k;
+            i += len;
         }
-        symbols.push_back({begin, static_cast<uint32_t>(norm.size()) - begin, id, -1, -1});
-        is_newline.push_back(cp == '\n');
-        i += len;
+        symbols[n_symbols++] = {begin, static_cast<uint32_t>(w - norm.data()) - begin, id, -1, -1};
     }
+    const std::string_view nv(norm.data(), static_cast<size_t>(w - norm.data()));
+    const auto is_newline = [&](size_t k) { return symbols[k].len == 1 && nv[symbols[k].begin] == '\n'; };
 
     std::vector<PairCandidate> heap;
-    for (size_t a = 0; a < symbols.size();) {
+    for (size_t a = 0; a < n_symbols;) {
+        const bool newline = is_newline(a);
         size_t b = a + 1;
-        while (b < symbols.size() && is_newline[b] == is_newline[a]) ++b;
-        const uint32_t run_begin = symbols[a].begin;
-        const uint32_t run_end = symbols[b - 1].begin + symbols[b - 1].len;
-        if (is_newline[a]) {
-            const int32_t id = strings.find(std::string_view(norm).substr(run_begin, run_end - run_begin));
+        while (b < n_symbols && is_newline(b) == newline) ++b;
+        if (newline) {
+            const uint32_t run_begin = symbols[a].begin;
+            const uint32_t run_end = symbols[b - 1].begin + symbols[b - 1].len;
+            const int32_t id = strings.find(nv.substr(run_begin, run_end - run_begin));
             if (id >= 0 && id < n_vocab) {
                 out.push_back(id);
                 a = b;
@@ -511,7 +537,7 @@ void Tokenizer::Impl::encode_text(std::string_view text, std::vector<int32_t>& o
             run[k].prev = k - 1;
             run[k].next = k + 1 < count ? k + 1 : -1;
         }
-        encode_run(norm, run, static_cast<size_t>(count), out, heap);
+        encode_run(nv, run, static_cast<size_t>(count), out, heap);
         a = b;
     }
 }
@@ -534,7 +560,10 @@ Tokenizer Tokenizer::from_gguf(const GgufFile& file) {
     const std::vector<std::string_view>& tokens = file.get_string_array("tokenizer.ggml.tokens");
     const std::vector<std::string_view>& merges = file.get_string_array("tokenizer.ggml.merges");
     if (tokens.empty()) fail("tokenizer.ggml.tokens is empty");
-    if (tokens.size() > static_cast<size_t>(std::numeric_limits<int32_t>::max() / 2)) fail("too many tokens");
+    // String ids (tokens, then merge operands and results that are not tokens) must fit in 31 bits.
+    if (tokens.size() + 3 * merges.size() > static_cast<size_t>(std::numeric_limits<int32_t>::max())) {
+        fail(fmt::format("{} tokens and {} merges are too many", tokens.size(), merges.size()));
+    }
 
     auto impl = std::make_unique<Impl>();
     Impl& t = *impl;
@@ -705,6 +734,10 @@ Tokenizer Tokenizer::from_gguf(const GgufFile& file) {
 
 std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_bos, bool parse_special) const {
     const Impl& t = *impl_;
+    if (text.size() > kMaxEncodeBytes) {
+        throw Error(ErrorCode::invalid_argument,
+                    fmt::format("tokenizer: text of {} bytes is over the {} byte limit of one encode()", text.size(), kMaxEncodeBytes));
+    }
     std::vector<int32_t> out;
     out.reserve(text.size() / 3 + 2);
     if (add_bos) out.push_back(t.bos);

@@ -10,7 +10,7 @@
 //   2. Each text fragment is read as code points the lenient llama.cpp way: a byte that does not start a
 //      well-formed sequence (bad lead byte, missing or bad continuation byte, truncated tail) becomes U+FFFD
 //      and only that byte is consumed; overlong forms and surrogates decode to their value and are re-encoded
-//      canonically (so "\xC0\x80" becomes "\x00"). ' ' becomes '▁' (U+2581). No space is prepended.
+//      canonically (so "\xC0\x80" becomes "\x00"). A ' ' byte becomes '▁' (U+2581); no space is prepended.
 //   3. The fragment is cut into maximal runs of '\n' and of everything else. A newline run that is itself a
 //      token is emitted as that token.
 //   4. BPE on each run: one symbol per code point; repeatedly merge the adjacent pair with the lowest merge
@@ -19,8 +19,10 @@
 //      without such a token are dropped, as llama.cpp does).
 //   6. add_bos puts `<bos>` first exactly once: if the text already starts with a `<bos>` token (a rendered
 //      chat template does), no second one is added. llama.cpp would add a second one and warn.
-// Code points above U+10FFFF (lead bytes F4..F7 with valid continuation bytes) make llama.cpp throw from its
-// tokenizer; here the lead byte becomes U+FFFD like any other invalid byte.
+// Two inputs crash llama.cpp, so there is nothing to match: code points above U+10FFFF (lead bytes F4..F7
+// with valid continuation bytes; std::invalid_argument) and overlong forms of ' ' (which stay ' ' and hit a
+// GGML_ASSERT in find_bpe_rank). Here the former's lead byte becomes U+FFFD like any other invalid byte, and
+// the latter is an ordinary symbol ' ' (byte fallback).
 //
 // Attributes follow llama.cpp's loader for Gemma 4 vocabularies: the end-of-generation (EOG) set is the eos
 // id plus the tokens `<eos>`, `<turn|>` and `<|tool_response>` (looked up by text); every EOG token also gets
@@ -29,9 +31,10 @@
 //
 // Decoding: a NORMAL token gives its text with '▁' -> ' '; a BYTE token gives its byte; USER_DEFINED gives
 // its text; CONTROL/UNKNOWN give nothing unless show_special is set (then their text); other types give
-// nothing. No other clean-up is applied, so decode(encode(x)) == x for valid UTF-8 x (llama.cpp's
-// llama_detokenize would also remove spaces before punctuation). StreamDecoder turns a token stream into
-// valid UTF-8 text, holding back incomplete characters.
+// nothing. No other clean-up is applied, so decode(encode(x)) == x for valid UTF-8 x without a literal '▁'
+// (that one is the same symbol as an escaped space and comes back as ' '; llama.cpp's llama_detokenize
+// would also remove spaces before punctuation). StreamDecoder turns a token stream into valid UTF-8 text,
+// holding back incomplete characters.
 //
 // Load cost: the GGUF strings are copied once into one arena; token texts, merge operands and merge results
 // are interned in an open-addressing hash table, and merges become a (left id, right id) -> (rank, result id)
@@ -79,8 +82,8 @@ public:
     ~Tokenizer();
 
     /// Token ids of `text`. parse_special: match CONTROL tokens written as text (on for chat-template
-    /// output, off for untrusted user text; USER_DEFINED tokens are matched either way). Never throws for
-    /// any input bytes.
+    /// output, off for untrusted user text; USER_DEFINED tokens are matched either way). Any bytes are
+    /// accepted; throws Error(invalid_argument) only for a text over 256 MiB.
     std::vector<int32_t> encode(std::string_view text, bool add_bos, bool parse_special) const;
 
     /// The bytes token `id` decodes to (see the header comment). Throws Error(invalid_argument) for an id

@@ -44,6 +44,8 @@ public:
     T* get() const { return p_; }
     void upload(const std::vector<T>& host) {
         REQUIRE(cudaMemcpy(p_, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice) == cudaSuccess);
+        // The kernels run on a non-blocking stream, which is not ordered after legacy-stream copies.
+        REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
     }
     std::vector<T> download() const {
         std::vector<T> h(n_);
@@ -52,7 +54,10 @@ public:
         return h;
     }
     /// Fills every byte with 0xFF (NaN for floats) so unwritten outputs show.
-    void poison() { REQUIRE(cudaMemset(p_, 0xFF, n_ * sizeof(T)) == cudaSuccess); }
+    void poison() {
+        REQUIRE(cudaMemset(p_, 0xFF, n_ * sizeof(T)) == cudaSuccess);
+        REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
+    }
 
 private:
     T* p_ = nullptr;
