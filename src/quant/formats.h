@@ -19,7 +19,8 @@
 //   - d * sc, dmin * mn, d * q (Q4_0..Q8_0, Q4_1/Q5_1) and (d * sc) * q for Q2_K..Q5_K (<= 22 bits) are
 //     exact in f32 (24 bits), without overflow or underflow;
 //   - the one rounding is the final subtraction/addition of the min (Q4_1, Q5_1, Q2_K, Q4_K, Q5_K) or the
-//     final multiply (Q6_K: 11 + 8 + 6 = 25 bits; Q8_K: an f32 d times an int8).
+//     final multiply (Q6_K: 11 + 8 + 6 = 25 bits; Q8_K: an f32 d times an int8); Q4_0, Q5_0, Q8_0 and
+//     Q3_K outputs are exact.
 // Hence neither the grouping of the products nor FMA contraction (GCC fuses a*b + c by default even with
 // -std=c++20, nvcc too) can change a result: fma(dl, q, -ml) == dl * q - ml here. The code still writes the
 // reference's order, (d * sc) * q - (dmin * mn), so the argument is easy to check. Specials follow IEEE:
@@ -120,7 +121,7 @@ struct Q3K {
     uint16_t d;
 };
 
-/// Q4_K, 256 weights in 8 sub-blocks of 32, with 6-bit scales and mins (unpack_k_scales). Chunk c < 4 of 64
+/// Q4_K, 256 weights in 8 sub-blocks of 32, with 6-bit scales and mins (unpack_k_scale_min). Chunk c < 4 of 64
 /// weights uses qs[32c .. 32c+31]: low nibbles are sub-block 2c, high nibbles sub-block 2c + 1.
 /// y = (d * sc) * q - (dmin * mn).
 struct Q4K {
@@ -162,24 +163,24 @@ struct Q8K {
 // ---------------------------------------------------------------------------------------------------
 // Named bit-layout constants.
 
-inline constexpr uint8_t kLowNibble = 0x0F;    // 4-bit quant or field in bits 0-3 of a byte
-inline constexpr int kNibbleBits = 4;          // the high nibble is the byte shifted right by this
-inline constexpr int kQ4Offset = 8;            // Q4_0 stores q + 8, q in -8..7
-inline constexpr int kQ5Offset = 16;           // Q5_0 stores q + 16, q in -16..15
-inline constexpr int kQ6Offset = 32;           // Q6_K stores q + 32, q in -32..31
-inline constexpr int kQ3ScaleOffset = 32;      // Q3_K stores 6-bit scales + 32, scale in -32..31
-inline constexpr uint8_t kTwoBits = 0x03;      // 2-bit quant (Q2_K, Q3_K low bits) or Q6_K high bits
-inline constexpr uint8_t kSixBits = 0x3F;      // 6-bit K-quant scale or min
-inline constexpr int kQ3HighBit = 4;           // a clear Q3_K hmask bit subtracts this
+inline constexpr uint8_t kLowNibble = 0x0F;  // 4-bit quant or field in bits 0-3 of a byte
+inline constexpr int kNibbleBits = 4;        // the high nibble is the byte shifted right by this
+inline constexpr int kQ4Offset = 8;          // Q4_0 stores q + 8, q in -8..7
+inline constexpr int kQ5Offset = 16;         // Q5_0 stores q + 16, q in -16..15
+inline constexpr int kQ6Offset = 32;         // Q6_K stores q + 32, q in -32..31
+inline constexpr int kQ3ScaleOffset = 32;    // Q3_K stores 6-bit scales + 32, scale in -32..31
+inline constexpr uint8_t kTwoBits = 0x03;    // 2-bit quant (Q2_K, Q3_K low bits) or Q6_K high bits
+inline constexpr uint8_t kSixBits = 0x3F;    // 6-bit K-quant scale or min
+inline constexpr int kQ3HighBit = 4;         // a clear Q3_K hmask bit subtracts this
 
 // K-quant scale packing for Q4_K and Q5_K: scales[12] holds eight 6-bit scales sc[0..7] and mins mn[0..7].
 //   bytes 0..3 : sc[0..3] in bits 0-5; bits 6-7 are bits 4-5 of sc[4..7]
 //   bytes 4..7 : mn[0..3] in bits 0-5; bits 6-7 are bits 4-5 of mn[4..7]
 //   bytes 8..11: bits 0-3 are bits 0-3 of sc[4..7]; bits 4-7 are bits 0-3 of mn[4..7]
-inline constexpr int kKScaleMinOffset = 4;   // mn[j] (j < 4) sits 4 bytes after sc[j]
-inline constexpr int kKScaleLowOffset = 8;   // low nibbles of sc/mn[4 + j] sit in byte 8 + j
-inline constexpr int kKScaleTopShift = 6;    // bits 6-7 carry the top two bits of the upper four
-inline constexpr int kKScaleTopPos = 4;      // ... which become bits 4-5 of the 6-bit value
+inline constexpr int kKScaleMinOffset = 4;  // mn[j] (j < 4) sits 4 bytes after sc[j]
+inline constexpr int kKScaleLowOffset = 8;  // low nibbles of sc/mn[4 + j] sit in byte 8 + j
+inline constexpr int kKScaleTopShift = 6;   // bits 6-7 carry the top two bits of the upper four
+inline constexpr int kKScaleTopPos = 4;     // ... which become bits 4-5 of the 6-bit value
 
 /// Scale and min of sub-block j < 8 of a Q4_K/Q5_K super-block.
 GEMMA4_HD inline void unpack_k_scale_min(const uint8_t* scales, int j, int& sc, int& mn) {
@@ -336,8 +337,8 @@ struct QuantTraits<Q2K> {
     GEMMA4_HD static void dequantize_block(const Q2K& b, float* y) {
         const float d = f16_to_f32(b.d);
         const float dmin = f16_to_f32(b.dmin);
-        for (int c = 0; c < 2; ++c) {          // 128-weight halves
-            for (int s = 0; s < 4; ++s) {      // 2-bit fields of a byte
+        for (int c = 0; c < 2; ++c) {      // 128-weight halves
+            for (int s = 0; s < 4; ++s) {  // 2-bit fields of a byte
                 for (int l = 0; l < 32; ++l) {
                     const int k = 128 * c + 32 * s + l;
                     const uint8_t sm = b.scales[k / sub_elems];
@@ -384,8 +385,8 @@ struct QuantTraits<Q4K> {
     GEMMA4_HD static void dequantize_block(const Q4K& b, float* y) {
         const float d = f16_to_f32(b.d);
         const float dmin = f16_to_f32(b.dmin);
-        for (int c = 0; c < 4; ++c) {          // 64-weight chunks: two sub-blocks sharing 32 bytes
-            for (int h = 0; h < 2; ++h) {      // low nibbles, then high nibbles
+        for (int c = 0; c < 4; ++c) {      // 64-weight chunks: two sub-blocks sharing 32 bytes
+            for (int h = 0; h < 2; ++h) {  // low nibbles, then high nibbles
                 int sc = 0, mn = 0;
                 unpack_k_scale_min(b.scales, 2 * c + h, sc, mn);
                 const float dl = d * static_cast<float>(sc);
@@ -417,8 +418,8 @@ struct QuantTraits<Q5K> {
                 const float dl = d * static_cast<float>(sc);
                 const float ml = dmin * static_cast<float>(mn);
                 for (int l = 0; l < 32; ++l) {
-                    const int q = ((b.qs[32 * c + l] >> (kNibbleBits * h)) & kLowNibble) |
-                                  (((b.qh[l] >> i) & 1) << kNibbleBits);
+                    const int q =
+                        ((b.qs[32 * c + l] >> (kNibbleBits * h)) & kLowNibble) | (((b.qh[l] >> i) & 1) << kNibbleBits);
                     y[32 * i + l] = dl * static_cast<float>(q) - ml;  // dl*q exact (see the top)
                 }
             }
@@ -435,16 +436,17 @@ struct QuantTraits<Q6K> {
     static constexpr int sub_elems = 16;
     GEMMA4_HD static void dequantize_block(const Q6K& b, float* y) {
         const float d = f16_to_f32(b.d);
-        for (int h = 0; h < 2; ++h) {           // 128-weight halves
+        for (int h = 0; h < 2; ++h) {  // 128-weight halves
             const uint8_t* ql = b.ql + 64 * h;
             const uint8_t* qh = b.qh + 32 * h;
-            for (int g = 0; g < 4; ++g) {       // weight l + 32g of the half
+            for (int g = 0; g < 4; ++g) {  // weight l + 32g of the half
                 const uint8_t* lo = ql + 32 * (g & 1);
                 const int lo_shift = kNibbleBits * (g >> 1);
                 for (int l = 0; l < 32; ++l) {
                     const int k = 128 * h + 32 * g + l;
-                    const int q = (((lo[l] >> lo_shift) & kLowNibble) | (((qh[l] >> (2 * g)) & kTwoBits) << kNibbleBits)) -
-                                  kQ6Offset;
+                    const int q =
+                        (((lo[l] >> lo_shift) & kLowNibble) | (((qh[l] >> (2 * g)) & kTwoBits) << kNibbleBits)) -
+                        kQ6Offset;
                     const float dl = d * static_cast<float>(b.scales[k / sub_elems]);
                     y[k] = dl * static_cast<float>(q);
                 }
@@ -527,8 +529,9 @@ float dot_row(GgmlType type, const void* w, const float* x, int64_t n);
 
 /// y[r] = dot_row(type, w + r * row_bytes, x, n) for r < n_rows, with n = row_bytes / block_bytes *
 /// block_elems: rows are packed back to back (row_bytes is both the row size and the stride). Faster than
-/// calling dot_row per row: work that depends only on x is done once per call. Single-threaded; callers
-/// split rows across threads. Also throws if row_bytes is not a multiple of the block size or n_rows < 0.
+/// calling dot_row per row (x-only work is done once per call, rows share x loads), yet each y[r] has the
+/// same bits as dot_row on that row, so results do not depend on how callers split rows across threads.
+/// Single-threaded. Also throws if row_bytes is not a multiple of the block size or n_rows < 0.
 void dot_rows(GgmlType type, const void* w, size_t row_bytes, int n_rows, const float* x, float* y);
 
 namespace detail {

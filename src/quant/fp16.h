@@ -45,12 +45,12 @@ GEMMA4_HD inline float f32_from_bits(uint32_t u) {
 }
 
 // binary16 fields.
-inline constexpr uint32_t kF16SignBit = 0x8000;     // bit 15
-inline constexpr uint32_t kF16ExpMask = 0x1F;       // 5 exponent bits, after >> kF16MantBits
-inline constexpr uint32_t kF16MantMask = 0x3FF;     // 10 mantissa bits
+inline constexpr uint32_t kF16SignBit = 0x8000;  // bit 15
+inline constexpr uint32_t kF16ExpMask = 0x1F;    // 5 exponent bits, after >> kF16MantBits
+inline constexpr uint32_t kF16MantMask = 0x3FF;  // 10 mantissa bits
 inline constexpr uint32_t kF16MantBits = 10;
-inline constexpr uint32_t kF16QuietBit = 0x200;     // top mantissa bit: set in a quiet NaN
-inline constexpr uint32_t kF16Inf = 0x7C00;         // exponent all ones, mantissa zero
+inline constexpr uint32_t kF16QuietBit = 0x200;  // top mantissa bit: set in a quiet NaN
+inline constexpr uint32_t kF16Inf = 0x7C00;      // exponent all ones, mantissa zero
 
 // f32 fields.
 inline constexpr uint32_t kF32SignBit = 0x80000000u;
@@ -69,11 +69,11 @@ inline constexpr uint32_t kBf16Shift = 16;                               // bf16
 inline constexpr uint32_t kF16ToF32Rebias = 112u << kF32MantBits;  // 0x38000000
 
 // f32 bit patterns of the f16 range limits (absolute values).
-inline constexpr uint32_t kF32HalfOverflow = 0x477FF000u;  // 65520 = 65504 + half an ulp: ties to even -> Inf
-inline constexpr uint32_t kF32HalfMinNormal = 0x38800000u; // 2^-14, smallest normal f16
-inline constexpr uint32_t kF32HalfTiny = 0x33000000u;      // 2^-25, half the smallest subnormal: rounds to 0
-inline constexpr uint32_t kF32HalfTinyExp = 102;           // biased f32 exponent of 2^-25
-inline constexpr uint32_t kF32HalfSubnormalExp = 126;      // f32 exponent e maps to a f16 subnormal unit shift 126-e
+inline constexpr uint32_t kF32HalfOverflow = 0x477FF000u;   // 65520 = 65504 + half an ulp: ties to even -> Inf
+inline constexpr uint32_t kF32HalfMinNormal = 0x38800000u;  // 2^-14, smallest normal f16
+inline constexpr uint32_t kF32HalfTiny = 0x33000000u;       // 2^-25, half the smallest subnormal: rounds to 0
+inline constexpr uint32_t kF32HalfTinyExp = 102;            // biased f32 exponent of 2^-25
+inline constexpr uint32_t kF32HalfSubnormalExp = 126;       // f32 exponent e maps to a f16 subnormal unit shift 126-e
 
 // f16 subnormals are m * 2^-24 with m < 1024: exact in f32 as a product of two exact values.
 inline constexpr float kF16SubnormalUnit = 0x1p-24f;

@@ -10,12 +10,14 @@
 #include <bit>
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <cstddef>
 #include <cstring>
 #include <fstream>
 #include <iterator>
 #include <limits>
 #include <random>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "quant/formats.h"
@@ -174,7 +176,7 @@ TEST_CASE("quant: bad sizes and pointers throw invalid_argument, n = 0 is fine",
     CHECK(code_of([&] { dequantize_row(GgmlType::Q4_K, blocks, out, 255); }) == bad);
     CHECK(code_of([&] { dequantize_row(GgmlType::Q8_0, blocks, out, -32); }) == bad);
     CHECK(code_of([&] { dot_row(GgmlType::Q6_K, blocks, x, 100); }) == bad);
-    CHECK(code_of([&] { dot_row(GgmlType::Q8_0, blocks + 1, x, 32); }) == bad);       // misaligned
+    CHECK(code_of([&] { dot_row(GgmlType::Q8_0, blocks + 1, x, 32); }) == bad);         // misaligned
     CHECK(code_of([&] { dequantize_row(GgmlType::F32, blocks + 2, out, 4); }) == bad);  // misaligned
     CHECK(code_of([&] { dot_rows(GgmlType::Q4_K, blocks, 143, 1, x, out); }) == bad);   // not whole blocks
     CHECK(code_of([&] { dot_rows(GgmlType::Q4_K, blocks, 144, -1, x, out); }) == bad);
@@ -191,17 +193,19 @@ TEST_CASE("quant: bad sizes and pointers throw invalid_argument, n = 0 is fine",
 // ---------------------------------------------------------------------------------------------------
 // 2. Dot products
 
-// Where each type keeps its f16 scales (byte offsets in a block; formats.h layouts). Random bytes with
-// these overwritten by realistic finite scales make realistic blocks. Q8_K keeps an f32 d at byte 0.
+// Byte offsets of a block's f16 scales (d, dmin, m), read off the block structs. Random bytes with these
+// overwritten by realistic finite scales make realistic blocks. (Q8_K's d is an f32: handled apart.)
 std::vector<int> f16_scale_offsets(GgmlType type) {
-    switch (type) {
-        case GgmlType::Q4_0: case GgmlType::Q5_0: case GgmlType::Q8_0: return {0};
-        case GgmlType::Q4_1: case GgmlType::Q5_1: case GgmlType::Q4_K: case GgmlType::Q5_K: return {0, 2};
-        case GgmlType::Q2_K: return {80, 82};
-        case GgmlType::Q3_K: return {108};
-        case GgmlType::Q6_K: return {208};
-        default: return {};
-    }
+    return visit_quant_type(type, []<class T>(T) {
+        using B = typename T::block_type;
+        std::vector<int> offsets;
+        if constexpr (requires { &B::d; }) {
+            if constexpr (std::is_same_v<decltype(B::d), uint16_t>) offsets.push_back(static_cast<int>(offsetof(B, d)));
+        }
+        if constexpr (requires { &B::dmin; }) offsets.push_back(static_cast<int>(offsetof(B, dmin)));
+        if constexpr (requires { &B::m; }) offsets.push_back(static_cast<int>(offsetof(B, m)));
+        return offsets;
+    });
 }
 
 // Random row data of n elements: realistic scales (+-2^-12 .. 2^-2) and random quants; plain types get
@@ -364,7 +368,9 @@ TEST_CASE("fp16: f16_to_f32 over all 65536 patterns matches the bit formula and 
         }
         const uint32_t hw = std::bit_cast<uint32_t>(_cvtsh_ss(h));
         if (got != want || got != hw) {
-            if (++failures <= 5) UNSCOPED_INFO("h=" << hex32(h) << " got " << hex32(got) << " want " << hex32(want) << " F16C " << hex32(hw));
+            if (++failures <= 5)
+                UNSCOPED_INFO("h=" << hex32(h) << " got " << hex32(got) << " want " << hex32(want) << " F16C "
+                                   << hex32(hw));
         }
     }
     CHECK(failures == 0);
@@ -376,8 +382,9 @@ TEST_CASE("fp16: f32_to_f16 round-trips all 65536 patterns and rounds ties to ev
         const uint16_t got = f32_to_f16(f);
         const auto hw = static_cast<uint16_t>(_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT));
         if (got != want || got != hw) {
-            if (++failures <= 5) UNSCOPED_INFO(what << ": f=" << hex32(std::bit_cast<uint32_t>(f)) << " got " << hex32(got)
-                                                    << " want " << hex32(want) << " F16C " << hex32(hw));
+            if (++failures <= 5)
+                UNSCOPED_INFO(what << ": f=" << hex32(std::bit_cast<uint32_t>(f)) << " got " << hex32(got) << " want "
+                                   << hex32(want) << " F16C " << hex32(hw));
         }
     };
     for (uint32_t i = 0; i < 65536; ++i) {
@@ -420,7 +427,8 @@ TEST_CASE("fp16: f32_to_f16 round-trips all 65536 patterns and rounds ties to ev
 TEST_CASE("fp16: bf16 conversions over all 65536 patterns", "[unit][quant]") {
     int failures = 0;
     const auto fail = [&](const char* what, uint32_t in, uint32_t got, uint32_t want) {
-        if (++failures <= 5) UNSCOPED_INFO(what << ": in " << hex32(in) << " got " << hex32(got) << " want " << hex32(want));
+        if (++failures <= 5)
+            UNSCOPED_INFO(what << ": in " << hex32(in) << " got " << hex32(got) << " want " << hex32(want));
     };
     for (uint32_t i = 0; i < 65536; ++i) {
         const auto b = static_cast<uint16_t>(i);
@@ -443,11 +451,14 @@ TEST_CASE("fp16: bf16 conversions over all 65536 patterns", "[unit][quant]") {
         const auto mid = static_cast<float>((lo + hi) / 2);  // 9 significant bits: exact
         const uint16_t even = (b & 1) == 0 ? b : next;
         if (f32_to_bf16(mid) != even) fail("tie to even", std::bit_cast<uint32_t>(mid), f32_to_bf16(mid), even);
-        if (f32_to_bf16(std::nextafter(mid, 0.0f)) != b) fail("below tie", i, f32_to_bf16(std::nextafter(mid, 0.0f)), b);
-        if (f32_to_bf16(std::nextafter(mid, mid * 2)) != next) fail("above tie", i, f32_to_bf16(std::nextafter(mid, mid * 2)), next);
+        if (f32_to_bf16(std::nextafter(mid, 0.0f)) != b)
+            fail("below tie", i, f32_to_bf16(std::nextafter(mid, 0.0f)), b);
+        if (f32_to_bf16(std::nextafter(mid, mid * 2)) != next)
+            fail("above tie", i, f32_to_bf16(std::nextafter(mid, mid * 2)), next);
     }
     // The largest f32 rounds up past the largest bf16 (0x7F7F) to Inf.
-    if (f32_to_bf16(std::numeric_limits<float>::max()) != 0x7F80) fail("max", 0, f32_to_bf16(std::numeric_limits<float>::max()), 0x7F80);
+    if (f32_to_bf16(std::numeric_limits<float>::max()) != 0x7F80)
+        fail("max", 0, f32_to_bf16(std::numeric_limits<float>::max()), 0x7F80);
     CHECK(failures == 0);
 }
 

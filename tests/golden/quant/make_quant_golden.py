@@ -155,7 +155,8 @@ def main():
         n_blocks = N_BLOCKS_SMALL if block_elems == 32 else N_BLOCKS_K
         raw = make_blocks(rng, name, n_blocks, type_size)
         out = gguf.quants.dequantize(raw.copy(), qtype).reshape(n_blocks, block_elems)
-        write_golden(out_dir / f"{name.lower().replace('_k', '_K')}.bin", int(qtype), block_elems, raw, out.astype(np.float32))
+        file_name = name.lower().replace("_k", "_K") + ".bin"  # ggml's type names: q4_0, q4_K, ...
+        write_golden(out_dir / file_name, int(qtype), block_elems, raw, out.astype(np.float32))
         written.append(name)
 
     # Q8_K: no gguf-py dequantizer; spec formula.
