@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "cpu/ops.h"
+#include "cpu/projector_ops.h"
 #include "gemma4/error.h"
 
 namespace gemma4::cpu {
@@ -66,5 +67,16 @@ void Backend::attention(const float* q, const BatchPositions& batch, const Atten
 }
 
 void Backend::softcap(float* x, int64_t n, float cap) { cpu::softcap(x, n, cap, pool_); }
+
+void Backend::layer_norm(const float* x, const float* weight, const float* bias, int n_rows, int dim, float eps,
+                         float* out) {
+    cpu::layer_norm(x, weight, bias, n_rows, dim, eps, out, pool_);
+}
+
+void Backend::add_bias(float* x, const float* bias, int n_rows, int dim) { cpu::add_bias(x, bias, n_rows, dim, pool_); }
+
+void Backend::add_rows(float* x, const float* table, const int32_t* ids, int n_rows, int dim) {
+    cpu::add_rows(x, table, ids, n_rows, dim, pool_);
+}
 
 }  // namespace gemma4::cpu

@@ -32,6 +32,10 @@ public:
     void attention(const float* q, const BatchPositions& batch, const AttentionLayer& layer, const KvLayerView& kv,
                    float* out) override;
     void softcap(float* x, int64_t n, float cap) override;
+    void layer_norm(const float* x, const float* weight, const float* bias, int n_rows, int dim, float eps,
+                    float* out) override;
+    void add_bias(float* x, const float* bias, int n_rows, int dim) override;
+    void add_rows(float* x, const float* table, const int32_t* ids, int n_rows, int dim) override;
     void synchronize() override {}
 
     ThreadPool& pool() { return pool_; }

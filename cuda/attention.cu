@@ -180,6 +180,7 @@ struct PrepareParams {
     int head_dim;
     int rope_dims;
     int pos0;
+    const int32_t* pos0_device;  // graph replay: pos0 is read here when set
     float theta_scale;         // base^(-2/R), computed on the host as the CPU does
     float eps;
     bool f16_cache;
@@ -193,7 +194,7 @@ __global__ void __launch_bounds__(kPrepareThreads) attention_prepare_kernel(cons
     const int vec = blockIdx.y;
     const int tid = threadIdx.x;
     const int hd = p.head_dim;
-    const int pos = p.pos0 + t;
+    const int pos = (p.pos0_device ? *p.pos0_device : p.pos0) + t;
 
     VecKind kind;
     int head;
@@ -331,7 +332,27 @@ struct FlashParams {
     int kv_hi;                // one past the last: pos0 + n_tokens
     int part_keys;            // keys per partition, a multiple of kTileKeys
     int n_parts;
+    // Graph replay: pos0 is read here, and pos0, kv_lo, kv_hi and part_keys are derived from it in
+    // the kernel (n_parts stays as launched).
+    const int32_t* pos0_device;
 };
+
+// The per-position fields of FlashParams, from *p.pos0_device in graph replay (as the host computes them
+// otherwise).
+struct FlashPositions {
+    int pos0, kv_lo, kv_hi, part_keys;
+};
+
+__device__ __forceinline__ FlashPositions resolve_positions(const FlashParams& p) {
+    if (p.pos0_device == nullptr) return {p.pos0, p.kv_lo, p.kv_hi, p.part_keys};
+    FlashPositions r;
+    r.pos0 = *p.pos0_device;
+    r.kv_hi = r.pos0 + p.n_tokens;
+    r.kv_lo = p.window > 0 ? max(0, r.pos0 - p.window + 1) : 0;
+    const int key_tiles = (r.kv_hi - r.kv_lo + kTileKeys - 1) / kTileKeys;
+    r.part_keys = (key_tiles + p.n_parts - 1) / p.n_parts * kTileKeys;
+    return r;
+}
 
 template <class Cfg>
 __device__ __forceinline__ __half* kv_tile(__half* base, int stage, int tensor, int plane) {
@@ -342,6 +363,7 @@ __device__ __forceinline__ __half* kv_tile(__half* base, int stage, int tensor, 
 // use up to 255 registers; without the 1 it stopped at 128 on some variants and spilled.
 template <class Cfg>
 __global__ void __launch_bounds__(Cfg::kThreads, 1) attention_flash_kernel(const FlashParams p) {
+    const FlashPositions pp = resolve_positions(p);
     using KvT = typename Cfg::KvT;
     constexpr int HD = Cfg::kHeadDim;
     constexpr int kPitch = Cfg::kPitch;
@@ -379,7 +401,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) attention_flash_kernel(const
         row_ok[i] = r < rows_per_kv;
         row_t[i] = row_ok[i] ? r / heads_per_kv : 0;
         row_h[i] = kv_head * heads_per_kv + (row_ok[i] ? r % heads_per_kv : 0);
-        row_pq[i] = p.pos0 + row_t[i];
+        row_pq[i] = pp.pos0 + row_t[i];
         row_lo[i] = sliding ? row_pq[i] - p.window + 1 : 0;
         row_grp[i] = (row_ok[i] && p.groups != nullptr) ? __ldg(p.groups + row_t[i]) : -1;
     }
@@ -387,10 +409,10 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) attention_flash_kernel(const
     // Keys this block needs: its partition, cut to what its rows can see.
     const int t_first = block_row0 / heads_per_kv;
     const int t_last = (min(rows_per_kv, block_row0 + Cfg::kRows) - 1) / heads_per_kv;
-    const int rows_lo = sliding ? max(0, p.pos0 + t_first - p.window + 1) : 0;
-    const int rows_hi = p.groups != nullptr ? p.kv_hi : p.pos0 + t_last + 1;
-    const int part_lo = p.kv_lo + part * p.part_keys;
-    const int part_hi = min(p.kv_hi, part_lo + p.part_keys);
+    const int rows_lo = sliding ? max(0, pp.pos0 + t_first - p.window + 1) : 0;
+    const int rows_hi = p.groups != nullptr ? pp.kv_hi : pp.pos0 + t_last + 1;
+    const int part_lo = pp.kv_lo + part * pp.part_keys;
+    const int part_hi = min(pp.kv_hi, part_lo + pp.part_keys);
     const int k_lo = max(part_lo, rows_lo);
     const int k_hi = min(part_hi, rows_hi);
     const int n_tiles = k_hi > k_lo ? (k_hi - k_lo + kTileKeys - 1) / kTileKeys : 0;
@@ -598,7 +620,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) attention_flash_kernel(const
                 const int pk = k0 + n * kMmaN + 2 * t4 + (e & 1);
                 bool visible = row_ok[i] && pk < k_hi && pk >= row_lo[i];
                 if (visible && pk > row_pq[i]) {
-                    visible = row_grp[i] >= 0 && pk < p.kv_hi && __ldg(p.groups + (pk - p.pos0)) == row_grp[i];
+                    visible = row_grp[i] >= 0 && pk < pp.kv_hi && __ldg(p.groups + (pk - pp.pos0)) == row_grp[i];
                 }
                 s[n][e] = visible ? s[n][e] * p.scale : -INFINITY;
             }
@@ -861,6 +883,14 @@ void run_flash(const float* q, const BatchPositions& batch, const AttentionLayer
     p.scale = layer.scale;
     p.kv_hi = batch.pos0 + batch.n_tokens;
     p.kv_lo = layer.window > 0 ? std::max(0, batch.pos0 - layer.window + 1) : 0;
+    p.pos0_device = batch.pos0_device;
+    if (batch.pos0_device) {
+        // Graph replay: size the split for the largest key range this cache can hold, so the launch
+        // shape never depends on pos0 (the kernel derives the ranges from *pos0_device).
+        if (batch.max_positions < batch.n_tokens) invalid("graph replay needs max_positions >= n_tokens");
+        p.kv_lo = 0;
+        p.kv_hi = layer.window > 0 ? std::min(batch.max_positions, layer.window + batch.n_tokens - 1) : batch.max_positions;
+    }
 
     // Split-K: about one wave of blocks in all, whole tiles per partition.
     const int key_tiles = ceil_div(p.kv_hi - p.kv_lo, kTileKeys);
@@ -935,6 +965,7 @@ void attention_prepare(float* q, const float* k, const float* v, const BatchPosi
     p.head_dim = layer.head_dim;
     p.rope_dims = layer.rope_dims;
     p.pos0 = batch.pos0;
+    p.pos0_device = batch.pos0_device;
     // The CPU's expression, evaluated by the same host libm: the angles then match bit for bit.
     p.theta_scale = layer.rope_dims > 0 ? std::pow(layer.rope_base, -2.0f / static_cast<float>(layer.rope_dims)) : 1.0f;
     p.eps = layer.rms_eps;

@@ -48,6 +48,7 @@ public:
     void* stream() const override { return stream_; }
     void* cublas() const override { return cublas_; }
     int sm_count() const override { return sm_count_; }
+    uint64_t scratch_generation() const override { return generation_; }
     void synchronize() override { GEMMA4_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
 
     void* scratch(int slot, size_t bytes) override {
@@ -61,6 +62,7 @@ public:
             s.bytes = 0;
             GEMMA4_CUDA_CHECK(cudaMalloc(&s.ptr, bytes));
             s.bytes = bytes;
+            ++generation_;
         }
         return s.ptr;
     }
@@ -74,6 +76,7 @@ private:
     cudaStream_t stream_ = nullptr;
     cublasHandle_t cublas_ = nullptr;
     int sm_count_ = 0;
+    uint64_t generation_ = 0;
     std::array<Slot, kSlots> slots_{};
 };
 

@@ -12,6 +12,7 @@
 #include "cuda/common.cuh"
 #include "cuda/cuda_backend.h"
 #include "cuda/ops.h"
+#include "cuda/projector_ops.h"
 
 namespace gemma4::cuda {
 namespace {
@@ -115,7 +116,36 @@ public:
         cuda::attention(q, batch, layer, kv, out, *ctx_);
     }
     void softcap(float* x, int64_t n, float cap) override { cuda::softcap(x, n, cap, *ctx_); }
+    void layer_norm(const float* x, const float* weight, const float* bias, int n_rows, int dim, float eps,
+                    float* out) override {
+        cuda::layer_norm(x, weight, bias, n_rows, dim, eps, out, *ctx_);
+    }
+    void add_bias(float* x, const float* bias, int n_rows, int dim) override { cuda::add_bias(x, bias, n_rows, dim, *ctx_); }
+    void add_rows(float* x, const float* table, const int32_t* ids, int n_rows, int dim) override {
+        cuda::add_rows(x, table, ids, n_rows, dim, *ctx_);
+    }
     void synchronize() override { ctx_->synchronize(); }
+
+    bool begin_recording() override {
+        GEMMA4_CUDA_CHECK(cudaStreamBeginCapture(stream(), cudaStreamCaptureModeThreadLocal));
+        return true;
+    }
+    void* end_recording() override {
+        cudaGraph_t graph = nullptr;
+        GEMMA4_CUDA_CHECK(cudaStreamEndCapture(stream(), &graph));
+        cudaGraphExec_t exec = nullptr;
+        const cudaError_t err = cudaGraphInstantiate(&exec, graph, 0);
+        cudaGraphDestroy(graph);
+        GEMMA4_CUDA_CHECK(err);
+        return exec;
+    }
+    void replay(void* recording) override {
+        GEMMA4_CUDA_CHECK(cudaGraphLaunch(static_cast<cudaGraphExec_t>(recording), stream()));
+    }
+    void destroy_recording(void* recording) noexcept override {
+        if (recording) cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(recording));
+    }
+    uint64_t scratch_generation() const override { return ctx_->scratch_generation(); }
 
 private:
     cudaStream_t stream() const { return static_cast<cudaStream_t>(ctx_->stream()); }

@@ -22,6 +22,8 @@ public:
     /// Device scratch of at least `bytes`, valid until the next scratch() call with the same slot.
     virtual void* scratch(int slot, size_t bytes) = 0;
     virtual int sm_count() const = 0;
+    /// Incremented whenever a scratch slot is reallocated.
+    virtual uint64_t scratch_generation() const = 0;
     virtual void synchronize() = 0;
 };
 

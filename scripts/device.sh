@@ -3,10 +3,13 @@
 #
 #   scripts/device.sh test            build, ctest (CUDA tests for real), compute-sanitizer memcheck and
 #                                     racecheck on the CUDA kernel tests, kernel benchmarks
-#   scripts/device.sh bench [LAYERS]  build, make the synthetic 12B-shape Q4_K_M file (LAYERS: e.g. 6 for the
-#                                     6-layer variant), greedy tokens CUDA vs CPU, gemma4-bench vs llama-bench
+#   scripts/device.sh prepare [LAYERS] build and make the synthetic 12B-shape Q4_K_M file (LAYERS: e.g. 6 for the
+#                                     6-layer variant); files stay while the machine is warm
+#   scripts/device.sh bench [LAYERS]  the same (reusing them), greedy tokens CUDA vs CPU, gemma4-bench vs llama-bench
 #
-# Needs .devpack/ (../shared/oracle/device-pack.sh .devpack) carried along for `bench`. Writes logs and
+# Needs .devpack/ (../shared/oracle/device-pack.sh .devpack) carried along for `bench`, and .stb/ (stb_image.h and
+# libstb.so copied from this machine's libstb-dev) and .catch2/ (Debian's Catch2 2.13 catch.hpp + Catch.cmake)
+# for the build. Writes logs and
 # JSON under $OUT (or ./out) and prints a short table last.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -20,8 +23,13 @@ table=()
 
 log "$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | head -n1)"
 log "configure + build"
-cmake -S . -B build-dev -DCMAKE_BUILD_TYPE=Release -DGEMMA4_CUDA=ON -G Ninja > "$OUT/configure.log" 2>&1 \
-    || cmake -S . -B build-dev -DCMAKE_BUILD_TYPE=Release -DGEMMA4_CUDA=ON > "$OUT/configure.log" 2>&1 \
+# The GPU machine has no Debian packages: stb (image decoding) travels in .stb/ (header + library).
+extra=()
+[ -f .stb/stb_image.h ] && extra+=(-DGEMMA4_STB_INCLUDE_DIR="$PWD/.stb" -DGEMMA4_STB_LIBRARY="$PWD/.stb/libstb.so")
+# ... and Catch2 2.x (it has v3): the single header and its CMake helpers in .catch2/.
+[ -f .catch2/catch2/catch.hpp ] && extra+=(-DGEMMA4_CATCH2_DIR="$PWD/.catch2")
+cmake -S . -B build-dev -DCMAKE_BUILD_TYPE=Release -DGEMMA4_CUDA=ON -G Ninja "${extra[@]}" > "$OUT/configure.log" 2>&1 \
+    || cmake -S . -B build-dev -DCMAKE_BUILD_TYPE=Release -DGEMMA4_CUDA=ON "${extra[@]}" > "$OUT/configure.log" 2>&1 \
     || { tail -30 "$OUT/configure.log"; exit 1; }
 if ! cmake --build build-dev -j"$(nproc)" > "$OUT/build.log" 2>&1; then
     grep -E "error|Error" "$OUT/build.log" | head -40
@@ -34,11 +42,10 @@ if [ "$MODE" = test ]; then
     (cd build-dev && ctest --output-on-failure -j4 --timeout 600) > "$OUT/ctest.log" 2>&1
     table+=("ctest: $(grep -E 'tests passed|tests failed' "$OUT/ctest.log" | tail -n1)")
     grep -E "Failed|FAILED|\*\*\*" "$OUT/ctest.log" | head -20
-    ./build-dev/tests/gemma4_kernel_tests "[cuda]" -s 2>/dev/null | grep -E "^  (rel|nmse|first)" | head -0
     log "compute-sanitizer"
     for tool in memcheck racecheck; do
-        compute-sanitizer --tool "$tool" --error-exitcode 9 ./build-dev/tests/gemma4_kernel_tests "[cuda]~[slow]" \
-            > "$OUT/sanitizer-$tool.log" 2>&1
+        timeout "${SANITIZER_SECONDS:-150}" compute-sanitizer --tool "$tool" --error-exitcode 9 \
+            ./build-dev/tests/gemma4_kernel_tests "${SANITIZER_TESTS:-[cuda]~[slow]}" > "$OUT/sanitizer-$tool.log" 2>&1
         rc=$?
         table+=("compute-sanitizer $tool: $([ $rc = 0 ] && echo clean || echo "FAILED rc=$rc") ($(grep -E 'ERROR SUMMARY' "$OUT/sanitizer-$tool.log" | tail -n1))")
     done
@@ -48,13 +55,31 @@ if [ "$MODE" = test ]; then
     grep -E "^(BM|Cuda|CUDA|cuda)" "$OUT/kernel-bench.txt" | head -40
 fi
 
-if [ "$MODE" = bench ]; then
-    [ -f .devpack/env.sh ] || { echo "no .devpack: run ../shared/oracle/device-pack.sh .devpack and carry it"; exit 1; }
-    source .devpack/env.sh
+# The oracle pack (device-pack.sh) is larger than what one call may carry beside the tree, so it may come
+# in parts (.devpack*/; bin/llama-bench.xz split into .partNN files) over consecutive calls on the warm
+# machine; they are merged into /tmp/devpack.
+stage_devpack() {
+    mkdir -p /tmp/devpack
+    for d in .devpack .devpack?; do [ -d "$d" ] && cp -r "$d"/. /tmp/devpack/; done
+    if [ ! -f /tmp/devpack/bin/llama-bench.xz ] && ls /tmp/devpack/bin/llama-bench.xz.part* > /dev/null 2>&1; then
+        local parts=(/tmp/devpack/bin/llama-bench.xz.part*)
+        [ ${#parts[@]} -ge 2 ] && cat "${parts[@]}" > /tmp/devpack/bin/llama-bench.xz && rm -f "${parts[@]}"
+    fi
+    [ -f /tmp/devpack/env.sh ] || { echo "no oracle pack: run ../shared/oracle/device-pack.sh .devpack and carry it"; exit 1; }
+    source /tmp/devpack/env.sh
+}
+
+if [ "$MODE" = prepare ] || [ "$MODE" = bench ]; then
+    stage_devpack
     log "make the 12B-shape Q4_K_M file ${LAYERS:+($LAYERS layers)}"
-    .devpack/make-12b.sh Q4_K_M $LAYERS > "$OUT/make-12b.log" 2>&1 || { tail -20 "$OUT/make-12b.log"; exit 1; }
+    /tmp/devpack/make-12b.sh Q4_K_M $LAYERS > "$OUT/make-12b.log" 2>&1 || { tail -20 "$OUT/make-12b.log"; exit 1; }
     M=$(ls "$GEMMA4_12B_DIR"${LAYERS:+/layers$LAYERS}/gemma4-12b*-Q4_K_M.gguf | head -n1)
     log "model: $M ($(du -h "$M" | cut -f1))"
+fi
+
+if [ "$MODE" = bench ]; then
+    [ -x /tmp/devpack/bin/llama-bench ] || [ -f /tmp/devpack/bin/llama-bench.xz ] || { echo "llama-bench is not complete in /tmp/devpack"; exit 1; }
+    source /tmp/devpack/env.sh
     if [ -n "$LAYERS" ]; then
         log "greedy 32 tokens: CUDA vs CPU"
         for d in cuda cpu; do
@@ -68,6 +93,12 @@ if [ "$MODE" = bench ]; then
     log "gemma4-bench"
     ./build-dev/bench/gemma4-bench -m "$M" --device cuda -p 512 -n 128 -d "$DEPTHS" -r 3 -o json > "$OUT/gemma4-bench.json" 2> "$OUT/gemma4-bench.log"
     cat "$OUT/gemma4-bench.log"
+    if [ "${NO_GRAPH_RUN:-1}" = 1 ]; then
+        log "gemma4-bench without CUDA graphs (decode only, depth 0)"
+        GEMMA4_CUDA_GRAPHS=0 ./build-dev/bench/gemma4-bench -m "$M" --device cuda -p 0 -n 128 -d 0 -r 3 -o json \
+            > "$OUT/gemma4-bench-nograph.json" 2> "$OUT/gemma4-bench-nograph.log"
+        cat "$OUT/gemma4-bench-nograph.log"
+    fi
     log "llama-bench"
     llama-bench -m "$M" -ngl 99 -fa 1 -p 512 -n 128 -d "$DEPTHS" -r 3 -o json > "$OUT/llama-bench.json" 2> "$OUT/llama-bench.log"
     nvidia-smi --query-gpu=memory.used --format=csv,noheader > "$OUT/gpu-mem.txt" 2>&1

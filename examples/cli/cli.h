@@ -7,10 +7,12 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace gemma4::cli {
@@ -43,6 +45,9 @@ public:
     std::optional<std::string> value(std::string_view name);
     /// All values of a repeatable `--name`, in order.
     std::vector<std::string> values(std::string_view name);
+    /// All values of several repeatable options, interleaved in command-line order: (name, value) pairs.
+    /// (Defined in common.cpp, beside its one user, the --image/--audio parser.)
+    std::vector<std::pair<std::string, std::string>> ordered_values(std::initializer_list<std::string_view> names);
     std::string required(std::string_view name);
     int64_t integer(std::string_view name, int64_t fallback);
     double number(std::string_view name, double fallback);

@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -13,7 +14,7 @@ namespace {
 
 std::string generate_usage() {
     return std::string(
-               "usage: gemma4 generate --model F (--prompt T | --file F) [options]\n\n"
+               "usage: gemma4 generate --model F (--prompt T | --file F) [--mmproj F --image F --audio F ...] [options]\n\n"
                "Generates a reply to the prompt (Gemma 4 chat template) and streams it to stdout.\n"
                "  --prompt T         the user's message\n"
                "  --file F           read the message from a file\n"
@@ -21,17 +22,19 @@ std::string generate_usage() {
                "  --system S         system prompt\n"
                "  --think            enable the thought channel\n"
                "  -n N, --max-tokens N  new tokens at most (default 256)\n") +
-           kModelOptionsHelp + kSessionOptionsHelp + kSamplerOptionsHelp;
+           kModelOptionsHelp + kMediaOptionsHelp + kSessionOptionsHelp + kSamplerOptionsHelp;
 }
 
 std::string chat_usage() {
     return std::string(
-               "usage: gemma4 chat --model F [options]\n\n"
+               "usage: gemma4 chat --model F [--mmproj F --image F --audio F ...] [options]\n\n"
                "Interactive multi-turn chat. Type a message and press enter; /reset starts over, /quit ends.\n"
+               "/image F and /audio F attach media to the next message (placed at its <__media__> markers, or\n"
+               "before its text); --image/--audio on the command line attach to the first message.\n"
                "  --system S         system prompt\n"
                "  --think            enable the thought channel\n"
                "  -n N, --max-tokens N  new tokens per reply at most (default 1024)\n") +
-           kModelOptionsHelp + kSessionOptionsHelp + kSamplerOptionsHelp;
+           kModelOptionsHelp + kMediaOptionsHelp + kSessionOptionsHelp + kSamplerOptionsHelp;
 }
 
 const std::string kGenerateUsage = generate_usage();
@@ -47,6 +50,33 @@ void print_stats(const Generation& g) {
                  fmt::format("[{}: {} prompt tokens at {:.1f} tok/s, {} new tokens at {:.1f} tok/s, first token after {:.0f} ms]",
                              to_string(g.stop), g.stats.prompt_tokens, g.stats.prefill_tok_s, g.stats.new_tokens,
                              g.stats.decode_tok_s, g.stats.time_to_first_token_ms).c_str());
+}
+
+// Adds the user's message with its media to the open turn (chat template) or, raw, to the pending input.
+// Every file is decoded before anything is added, so a bad file leaves the session as it was.
+void add_message(Session& session, const Model& model, const std::string& text, const MediaArgs& media, bool raw) {
+    const std::vector<std::string> pieces = split_at_media_markers(text, media.items.size());
+    std::vector<std::optional<Image>> images(media.items.size());
+    std::vector<std::optional<Audio>> clips(media.items.size());
+    for (size_t i = 0; i < media.items.size(); ++i) {
+        if (media.items[i].is_image) images[i] = Image::from_file(media.items[i].path);
+        else clips[i] = Audio::from_file(media.items[i].path);
+    }
+    for (size_t i = 0; i < pieces.size(); ++i) {
+        if (raw) {
+            if (!pieces[i].empty() || i == 0) session.add_raw_text(pieces[i], /*parse_special=*/true, /*add_bos=*/i == 0);
+        } else if (!pieces[i].empty()) {
+            session.add_text(pieces[i]);
+        }
+        if (i == media.items.size()) break;
+        if (raw) {
+            session.add_raw_media(images[i] ? model.encode_image(*images[i], media.image) : model.encode_audio(*clips[i]));
+        } else if (images[i]) {
+            session.add_image(*images[i], media.image);
+        } else {
+            session.add_audio(*clips[i]);
+        }
+    }
 }
 
 Stream print_piece(std::string_view piece) {
@@ -71,20 +101,16 @@ int run_generate(Args& args) {
     }
     const bool raw = args.flag("--raw");
     const int n = max_tokens(args, 256);
+    const MediaArgs media = media_args(args);
     Sampler sampler = sampler_from(args);
     SessionOptions so = session_options(args);
     Model model = open_model(args);
     args.finish();
 
     Session session = model.new_session(so);
-    Generation g;
-    if (raw) {
-        session.add_raw_text(prompt, /*parse_special=*/true, /*add_bos=*/true);
-        g = session.continue_raw(sampler, {.max_new_tokens = n}, print_piece);
-    } else {
-        session.add_text(prompt);
-        g = session.generate(sampler, {.max_new_tokens = n}, print_piece);
-    }
+    add_message(session, model, prompt, media, raw);
+    const Generation g = raw ? session.continue_raw(sampler, {.max_new_tokens = n}, print_piece)
+                             : session.generate(sampler, {.max_new_tokens = n}, print_piece);
     std::fputc('\n', stdout);
     if (!quiet) print_stats(g);
     return 0;
@@ -93,6 +119,7 @@ int run_generate(Args& args) {
 int run_chat(Args& args) {
     const bool quiet = args.flag("--quiet");
     const int n = max_tokens(args, 1024);
+    MediaArgs media = media_args(args);  // attached to the first message
     Sampler sampler = sampler_from(args);
     SessionOptions so = session_options(args);
     Model model = open_model(args);
@@ -107,12 +134,20 @@ int run_chat(Args& args) {
         if (line == "/quit" || line == "/exit") break;
         if (line == "/reset") {
             session.reset();
+            media.items.clear();
             std::fputs("(conversation reset)\n", stdout);
+            continue;
+        }
+        if (line.rfind("/image ", 0) == 0 || line.rfind("/audio ", 0) == 0) {
+            media.items.push_back({line[1] == 'i', line.substr(7)});
+            std::fputs(fmt::format("({} attached to the next message)\n", line.substr(7)).c_str(), stdout);
             continue;
         }
         if (line.empty()) continue;
         try {
-            session.add_text(line);
+            MediaArgs turn = media;  // attached to this message only, whether it succeeds or not
+            media.items.clear();
+            add_message(session, model, line, turn, /*raw=*/false);
             Generation g = session.generate(sampler, {.max_new_tokens = n}, print_piece);
             std::fputc('\n', stdout);
             if (!quiet) print_stats(g);
@@ -120,7 +155,13 @@ int run_chat(Args& args) {
                 std::fputs("(the context is full: /reset to start over)\n", stdout);
             }
         } catch (const Error& e) {
-            if (e.code() != ErrorCode::context_overflow && e.code() != ErrorCode::invalid_argument) throw;
+            // Bad input (a media file included) is reported and the conversation goes on.
+            if (e.code() != ErrorCode::context_overflow && e.code() != ErrorCode::invalid_argument &&
+                e.code() != ErrorCode::invalid_file) {
+                throw;
+            }
+            std::fprintf(stderr, "error: %s\n", e.what());
+        } catch (const UsageError& e) {
             std::fprintf(stderr, "error: %s\n", e.what());
         }
     }

@@ -27,6 +27,76 @@ const char* const kSamplerOptionsHelp =
     "  --repeat-window N  tokens the penalty looks back (default 64)\n"
     "  --seed S           random seed (default 0)\n";
 
+const char* const kMediaOptionsHelp =
+    "  --mmproj F         projector GGUF: needed for images and audio\n"
+    "  --image F          image (PNG, JPEG, BMP, GIF, PPM/PGM); repeatable\n"
+    "  --audio F          audio (WAV: PCM 8/16/24/32-bit or float; resampled to 16 kHz mono); repeatable\n"
+    "                     media go where the prompt has <__media__> (one per --image/--audio, in\n"
+    "                     command-line order), or before the prompt if it has no marker\n"
+    "  --image-min-tokens N  fewest soft tokens per image (default 70; llama fit only)\n"
+    "  --image-max-tokens N  most soft tokens per image (default 1120)\n"
+    "  --image-fit F      llama (llama.cpp's: round to 48 px, pad with black; default) or hf (floor, squash)\n";
+const char* const kMediaMarker = "<__media__>";
+
+std::vector<std::pair<std::string, std::string>> Args::ordered_values(std::initializer_list<std::string_view> names) {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (size_t i = 0; i < argv_.size(); ++i) {
+        if (used_[i]) continue;
+        for (std::string_view name : names) {
+            const std::string prefix = std::string(name) + "=";
+            if (argv_[i] == name) {
+                if (i + 1 >= argv_.size()) throw UsageError(fmt::format("option {} needs a value", name));
+                used_[i] = used_[i + 1] = true;
+                out.emplace_back(std::string(name), argv_[i + 1]);
+                ++i;
+                break;
+            }
+            if (argv_[i].rfind(prefix, 0) == 0) {
+                used_[i] = true;
+                out.emplace_back(std::string(name), argv_[i].substr(prefix.size()));
+                break;
+            }
+        }
+    }
+    return out;
+}
+
+MediaArgs media_args(Args& args) {
+    MediaArgs m;
+    for (auto& [name, value] : args.ordered_values({"--image", "--audio"})) m.items.push_back({name == "--image", value});
+    m.image.min_tokens = static_cast<int>(args.integer("--image-min-tokens", m.image.min_tokens));
+    m.image.max_tokens = static_cast<int>(args.integer("--image-max-tokens", m.image.max_tokens));
+    const std::string fit = args.value("--image-fit").value_or("llama");
+    if (fit == "llama") m.image.fit = ImageFit::llama_cpp;
+    else if (fit == "hf") m.image.fit = ImageFit::hf;
+    else throw UsageError("--image-fit must be llama or hf");
+    return m;
+}
+
+std::vector<std::string> split_at_media_markers(const std::string& prompt, size_t n_items) {
+    if (n_items == 0) return {prompt};
+    const std::string marker = kMediaMarker;
+    std::vector<std::string> pieces;
+    size_t from = 0;
+    for (size_t at = prompt.find(marker); at != std::string::npos; at = prompt.find(marker, from)) {
+        pieces.push_back(prompt.substr(from, at - from));
+        from = at + marker.size();
+    }
+    pieces.push_back(prompt.substr(from));
+    if (pieces.size() == 1) {
+        pieces.assign(n_items, "");  // no marker: every item before the prompt
+        pieces.push_back(prompt);
+    } else if (pieces.size() != n_items + 1) {
+        throw UsageError(fmt::format("the prompt has {} {} markers but {} --image/--audio were given", pieces.size() - 1, marker,
+                                     n_items));
+    }
+    return pieces;
+}
+
+MediaEmbeddings encode_media(const Model& model, const MediaInput& item, const ImageOptions& image) {
+    return item.is_image ? model.encode_image(Image::from_file(item.path), image) : model.encode_audio(Audio::from_file(item.path));
+}
+
 Model open_model(Args& args) {
     const std::string path = args.required("--model");
     const bool quiet = args.flag("--quiet");

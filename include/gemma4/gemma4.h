@@ -2,6 +2,7 @@
 #pragma once
 
 #include "gemma4/error.h"
+#include "gemma4/media.h"
 #include "gemma4/model.h"
 #include "gemma4/sampler.h"
 #include "gemma4/session.h"

@@ -14,6 +14,8 @@
 #include <string_view>
 #include <vector>
 
+#include "gemma4/media.h"
+
 namespace gemma4 {
 
 class Session;
@@ -41,7 +43,7 @@ using LogCallback = std::function<void(LogLevel, std::string_view)>;
 
 struct ModelOptions {
     Device device = Device::cpu();
-    std::string mmproj;          ///< optional projector GGUF for images and audio
+    std::string mmproj;          ///< optional projector GGUF for images and audio (arch clip, gemma4uv/gemma4ua)
     int threads = 0;             ///< CPU threads; 0 = all hardware threads
     LogCallback log;             ///< default: silent
     /// Called with the fraction loaded (0..1) while weights are read or uploaded.
@@ -73,7 +75,8 @@ struct ModelInfo {
 
 class Model {
 public:
-    /// Opens and validates a Gemma 4 text GGUF (and the projector, if given). Weights are memory-mapped,
+    /// Opens and validates a Gemma 4 text GGUF (and the projector, if given: its output width must be the
+    /// model's d_model). Weights are memory-mapped,
     /// never copied whole into RAM; a GPU device gets them uploaded once, as stored.
     /// Throws Error: invalid_file (unreadable/corrupt), unsupported_model (not a Gemma 4 model this
     /// engine runs), device_error / out_of_memory (GPU).
@@ -87,6 +90,13 @@ public:
 
     const ModelInfo& info() const;
     Session new_session(const SessionOptions& options = {}) const;
+
+    /// Runs an image or an audio clip through the projector (ModelOptions::mmproj) on the model's device:
+    /// the soft tokens Session::add_image / add_audio insert. Throws Error(invalid_argument) when the
+    /// model was opened without a projector (or one without that modality), for ImageOptions out of range,
+    /// or an image whose patch grid would exceed the projector's position tables (extreme aspect ratios).
+    MediaEmbeddings encode_image(const Image& image, const ImageOptions& options = {}) const;
+    MediaEmbeddings encode_audio(const Audio& audio) const;
 
     /// Tokenizer access: encode text (BOS added when `add_bos`; special-token texts parsed when
     /// `parse_special`), and the text of one token.

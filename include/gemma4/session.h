@@ -18,6 +18,7 @@
 #include <string_view>
 #include <vector>
 
+#include "gemma4/media.h"
 #include "gemma4/sampler.h"
 
 namespace gemma4 {
@@ -61,6 +62,15 @@ public:
     // ---- chat
     /// Appends text to the open user turn (special-token texts in it are NOT parsed).
     void add_text(std::string_view text);
+    /// Appends an image to the open user turn, after the text added so far. It is encoded now (needs a
+    /// model opened with a projector), so errors are thrown here and leave the session as it was. In the
+    /// prompt it becomes `<|image>` + one soft token per 48x48 patch + `<image|>`; the soft tokens of one
+    /// image attend to each other (sliding-window layers) and are evaluated in one forward pass.
+    /// Throws like Model::encode_image.
+    void add_image(const Image& image, const ImageOptions& options = {});
+    /// Appends an audio clip to the open user turn: `<|audio>` + one soft token per 40 ms + `<audio|>`.
+    /// Throws like Model::encode_audio.
+    void add_audio(const Audio& audio);
     /// Closes the user turn, opens the model turn, and generates until end of turn, a limit, a full
     /// context or the callback stops it.
     Generation generate(const Sampler& sampler, const GenerationLimits& limits = {}, const StreamCallback& on_piece = {});
@@ -71,6 +81,11 @@ public:
     void add_tokens(std::span<const int32_t> tokens);
     /// Tokenizes `text` (parse_special: special-token texts become their tokens) and appends it.
     void add_raw_text(std::string_view text, bool parse_special = true, bool add_bos = false);
+    /// Appends projector output (Model::encode_image / encode_audio) wrapped in its marker tokens:
+    /// `<|image>` soft tokens `<image|>` or `<|audio>` soft tokens `<audio|>`. Throws
+    /// Error(invalid_argument) for embeddings of another width or with non-finite values, and
+    /// Error(context_overflow) like add_tokens.
+    void add_raw_media(const MediaEmbeddings& media);
     /// Runs the pending input through the model. Returns logits [n_pending][vocab] when `all_positions`,
     /// else [1][vocab] for the last position. Throws Error(invalid_argument) if nothing is pending.
     std::vector<float> evaluate(bool all_positions = false);
@@ -78,9 +93,10 @@ public:
     Generation continue_raw(const Sampler& sampler, const GenerationLimits& limits = {}, const StreamCallback& on_piece = {});
 
     // ---- state
-    /// Tokens in the KV cache plus pending ones.
+    /// Tokens in the KV cache plus pending ones (soft tokens of images and audio included).
     int n_tokens() const;
     int context_tokens() const;
+    /// The token stream; -1 marks a soft token (an image or audio position).
     const std::vector<int32_t>& tokens() const;
     /// Forgets the conversation (keeps the allocated memory for reuse).
     void reset();

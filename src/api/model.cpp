@@ -66,6 +66,22 @@ Model::Impl::Impl(const std::string& path, const ModelOptions& o)
     log(LogLevel::info, fmt::format("{}: {} layers, d_model {}, vocab {}, on {}", path, config.n_layers, config.d_model,
                                     config.vocab_size, backend->name()));
     weights = ModelWeights::load(file, config, *backend, options.on_progress);
+    if (!options.mmproj.empty()) {
+        projector = std::make_unique<Projector>(options.mmproj, *backend);
+        const ProjectorConfig& pc = projector->config();
+        if (pc.d_model != config.d_model) {
+            throw Error(ErrorCode::invalid_file, fmt::format("{}: the projector makes {}-value soft tokens but {} has d_model {}: "
+                                                             "they do not belong together", options.mmproj, pc.d_model, path,
+                                                             config.d_model));
+        }
+        media_markers = MediaMarkers::find(tokenizer);
+        info.has_vision = pc.has_vision;
+        info.has_audio = pc.has_audio;
+        log(LogLevel::info, fmt::format("{}: projector{}{}, d_model {}", options.mmproj,
+                                        pc.has_vision ? fmt::format(", vision: {}-pixel patches, width {}, {} positions per side",
+                                                                    pc.patch_px, pc.d_vision, pc.n_pos) : "",
+                                        pc.has_audio ? fmt::format(", audio: {}-sample frames", pc.audio_frame) : "", pc.d_model));
+    }
     kv_pools = std::make_unique<KvPools>(*backend);
     for (size_t l = 0; l < weights.layers.size(); ++l) {
         log(LogLevel::debug, fmt::format("layer {}: layer_output_scale {}", l, weights.layers[l].output_scale));
@@ -81,11 +97,25 @@ Model::Impl::Impl(const std::string& path, const ModelOptions& o)
     info.device = backend->name();
 }
 
+const Projector& Model::Impl::require_projector() const {
+    if (!projector) {
+        throw Error(ErrorCode::invalid_argument, "images and audio need a projector: open the model with ModelOptions::mmproj "
+                                                 "(the CLI's --mmproj)");
+    }
+    return *projector;
+}
+
 Model Model::open(const std::string& path, const ModelOptions& options) {
     return Model(std::make_shared<Impl>(path, options));
 }
 
 const ModelInfo& Model::info() const { return impl_->info; }
+
+MediaEmbeddings Model::encode_image(const Image& image, const ImageOptions& options) const {
+    return impl_->require_projector().encode_image(image, options);
+}
+
+MediaEmbeddings Model::encode_audio(const Audio& audio) const { return impl_->require_projector().encode_audio(audio); }
 
 std::vector<int32_t> Model::tokenize(std::string_view text, bool add_bos, bool parse_special) const {
     return impl_->tokenizer.encode(text, add_bos, parse_special);

@@ -16,6 +16,8 @@
 #include "model/forward.h"
 #include "model/tokenizer.h"
 #include "model/weights.h"
+#include "multimodal/placement.h"
+#include "multimodal/projector.h"
 
 namespace gemma4 {
 
@@ -29,12 +31,26 @@ struct Model::Impl {
     ChatTemplate chat_template;
     std::unique_ptr<Backend> backend;  // declared before everything holding backend memory
     ModelWeights weights;
+    std::unique_ptr<Projector> projector;  // null without ModelOptions::mmproj
+    MediaMarkers media_markers;            // looked up when there is a projector
     std::unique_ptr<KvPools> kv_pools;
     ModelInfo info;
+
+    /// The projector, or Error(invalid_argument) saying how to get one.
+    const Projector& require_projector() const;
 
     void log(LogLevel level, std::string_view message) const {
         if (options.log) options.log(level, message);
     }
+};
+
+/// Soft tokens in a session's token stream: tokens[pos, pos + n) are -1 and take their rows from `media`.
+struct MediaRun {
+    int pos = 0;
+    int n = 0;
+    int group = -1;  // >= 0 for an image: its tokens attend to each other on sliding layers and are
+                     // evaluated in one forward pass; -1 for audio (causal)
+    std::shared_ptr<const MediaEmbeddings> media;  // row i fills tokens[pos + i]
 };
 
 struct Session::Impl {
@@ -42,17 +58,25 @@ struct Session::Impl {
     SessionOptions options;
     std::unique_ptr<KvCache> kv;
     std::unique_ptr<Forward> forward;
-    std::vector<int32_t> tokens;     // evaluated tokens, then pending ones
+    std::vector<int32_t> tokens;     // evaluated tokens, then pending ones; -1 marks a soft token
     int n_past = 0;                  // tokens[0, n_past) are in the KV cache
     std::vector<float> last_logits;  // logits after tokens[n_past - 1]
+    std::vector<MediaRun> media_runs;  // ascending pos
+    int next_media_group = 0;
     // chat state
     std::vector<ChatMessage> history;  // the conversation so far (system message first, if any)
-    std::string open_user_text;        // text of the user turn being built
+    std::vector<std::shared_ptr<const MediaEmbeddings>> history_media;  // media of `history`, in order
+    std::vector<ContentPart> open_user;  // the user turn being built
+    std::vector<std::shared_ptr<const MediaEmbeddings>> open_media;  // its media, in order
 
     Impl(std::shared_ptr<const Model::Impl> m, const SessionOptions& o);
     /// Evaluates tokens[n_past, end). Returns logits for all of them (`all`) or for the last one.
     std::vector<float> evaluate_pending(bool all);
     void append(std::span<const int32_t> ids);
+    /// Appends text ids and media blocks; validates everything before changing any state.
+    void append(const MediaSequence& seq);
+    /// Drops tokens[n, end) and the media runs there.
+    void truncate(int n);
     Generation generate_from_here(const Sampler& sampler, const GenerationLimits& limits, const StreamCallback& cb);
 };
 

@@ -66,6 +66,11 @@ struct BatchPositions {
     int pos0 = 0;
     int n_tokens = 0;
     const int32_t* groups = nullptr;  // [n_tokens] backend memory, or null
+    /// Graph replay (CUDA): when set, kernels read pos0 from this backend memory at run time, so one
+    /// recorded decode step serves every position; launch shapes then depend only on `max_positions`
+    /// (the cache capacity), never on pos0.
+    const int32_t* pos0_device = nullptr;
+    int max_positions = 0;
 };
 
 class Backend {
@@ -112,8 +117,32 @@ public:
     /// x = cap * tanh(x / cap), n values.
     virtual void softcap(float* x, int64_t n, float cap) = 0;
 
+    // ---- ops of the multimodal projector (spec §5.3)
+    /// out[r] = (x[r] - mean(x[r])) / sqrt(var(x[r]) + eps) * weight + bias, biased variance.
+    /// x, out: [n_rows][dim], may alias; weight, bias: [dim].
+    virtual void layer_norm(const float* x, const float* weight, const float* bias, int n_rows, int dim, float eps,
+                            float* out) = 0;
+    /// x[r] += bias.   x: [n_rows][dim], bias: [dim]
+    virtual void add_bias(float* x, const float* bias, int n_rows, int dim) = 0;
+    /// x[r] += table[ids[r]].   x: [n_rows][dim], table: [n_table_rows][dim] f32, ids: [n_rows] (each in
+    /// [0, n_table_rows); the caller checks).
+    virtual void add_rows(float* x, const float* table, const int32_t* ids, int n_rows, int dim) = 0;
+
     /// Waits for all queued work (a no-op on the CPU).
     virtual void synchronize() = 0;
+
+    // ---- recorded op sequences (CUDA graphs). A backend without them returns false from
+    // begin_recording() and never sees the other calls.
+    /// Starts recording the ops that follow instead of running them. Nothing may be allocated,
+    /// uploaded from pageable memory or downloaded until end_recording().
+    virtual bool begin_recording() { return false; }
+    /// Ends the recording and returns a handle to replay it.
+    virtual void* end_recording() { return nullptr; }
+    /// Queues one replay of a recording.
+    virtual void replay(void* /*recording*/) {}
+    virtual void destroy_recording(void* /*recording*/) noexcept {}
+    /// Changes whenever backend scratch memory moves: recordings made before hold stale pointers.
+    virtual uint64_t scratch_generation() const { return 0; }
 };
 
 /// The backend for `device` (throws Error(device_error) if this build or machine cannot provide it).

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <string_view>
 
 #include <fmt/format.h>
 
@@ -12,6 +14,8 @@ namespace gemma4 {
 Forward::Forward(Backend& backend, const ModelConfig& config, const ModelWeights& weights, int max_batch_tokens)
     : be_(backend), cfg_(config), w_(weights), max_batch_(max_batch_tokens) {
     if (max_batch_tokens <= 0) throw Error(ErrorCode::invalid_argument, "batch size must be positive");
+    // GEMMA4_CUDA_GRAPHS=0 turns recorded decode steps off (for measuring what they save).
+    if (const char* env = std::getenv("GEMMA4_CUDA_GRAPHS"); env && std::string_view(env) == "0") use_recordings_ = false;
     attn_.resize(cfg_.n_layers);
     for (int l = 0; l < cfg_.n_layers; ++l) {
         const LayerConfig& lc = cfg_.layers[l];
@@ -33,7 +37,7 @@ Forward::Forward(Backend& backend, const ModelConfig& config, const ModelWeights
     // One arena, carved into aligned slices.
     const size_t sizes[] = {n * d * 4, n * d * 4, n * cfg_.max_q_dim() * 4, n * cfg_.max_kv_dim() * 4,
                             n * cfg_.max_kv_dim() * 4, n * cfg_.max_q_dim() * 4, n * cfg_.max_d_ff() * 4,
-                            n * cfg_.max_d_ff() * 4, n * 4, n * 4, kLogitChunkRows * d * 4,
+                            n * cfg_.max_d_ff() * 4, n * 4, n * 4 + 4, kLogitChunkRows * d * 4,
                             static_cast<size_t>(kLogitChunkRows) * cfg_.vocab_size * 4};
     constexpr size_t kAlign = 256;
     size_t total = 0;
@@ -55,15 +59,102 @@ Forward::Forward(Backend& backend, const ModelConfig& config, const ModelWeights
     ff_scratch_ = static_cast<float*>(slices[7]);
     ids_ = static_cast<int32_t*>(slices[8]);
     groups_ = static_cast<int32_t*>(slices[9]);
+    pos0_ = groups_ + n;
     logit_x_ = static_cast<float*>(slices[10]);
     logits_ = static_cast<float*>(slices[11]);
 }
 
-Forward::~Forward() { be_.free(arena_); }
+Forward::~Forward() {
+    be_.destroy_recording(recording_);
+    be_.free(arena_);
+}
+
+void Forward::embed_and_layers(const BatchPositions& pos, const ForwardBatch& batch, bool has_media) {
+    const int n = pos.n_tokens;
+    const int d = cfg_.d_model;
+    be_.embed(w_.token_embd, ids_, n, std::sqrt(static_cast<float>(d)), x_);
+    if (has_media) {
+        for (int i = 0; i < n;) {
+            if (batch.ids[i] != -1) {
+                ++i;
+                continue;
+            }
+            int j = i;
+            while (j < n && batch.ids[j] == -1) ++j;
+            be_.upload(x_ + static_cast<size_t>(i) * d, batch.media + static_cast<size_t>(i) * d, sizeof(float) * d * (j - i));
+            i = j;
+        }
+    }
+    for (int l = 0; l < cfg_.n_layers; ++l) {
+        const LayerWeights& L = w_.layers[l];
+        const AttentionLayer& A = attn_[l];
+        be_.rms_norm(x_, L.attn_norm, n, d, cfg_.rms_eps, h_);
+        be_.matmul(L.wq, h_, n, q_);
+        be_.matmul(L.wk, h_, n, k_);
+        const float* v = k_;  // full layers: V comes from the raw K projection
+        if (L.wv.data) {
+            be_.matmul(L.wv, h_, n, v_);
+            v = v_;
+        }
+        const KvLayerView view = kv_views_[l];
+        be_.attention_prepare(q_, k_, v, pos, A, view);
+        be_.attention(q_, pos, A, view, attn_out_);
+        be_.matmul(L.wo, attn_out_, n, h_);
+        be_.add_rms_norm(x_, h_, L.post_attn_norm, n, d, cfg_.rms_eps, 1.0f);
+
+        be_.rms_norm(x_, L.ffn_norm, n, d, cfg_.rms_eps, h_);
+        be_.gate_up_geglu(L.gate, L.up, h_, n, ff_scratch_, ff_);
+        be_.matmul(L.down, ff_, n, h_);
+        be_.add_rms_norm(x_, h_, L.post_ffw_norm, n, d, cfg_.rms_eps, L.output_scale);
+    }
+}
+
+void Forward::logits_chunk(std::span<const int> rows) {
+    const int d = cfg_.d_model;
+    const int n = static_cast<int>(rows.size());
+    for (int r = 0; r < n; ++r) {
+        be_.copy(logit_x_ + static_cast<size_t>(r) * d, x_ + static_cast<size_t>(rows[r]) * d, sizeof(float) * d);
+    }
+    be_.rms_norm(logit_x_, w_.output_norm, n, d, cfg_.rms_eps, logit_x_);
+    be_.matmul(w_.lm_head, logit_x_, n, logits_);
+    if (cfg_.final_softcap > 0.0f) be_.softcap(logits_, static_cast<int64_t>(n) * cfg_.vocab_size, cfg_.final_softcap);
+}
+
+void Forward::run_recorded_step(const BatchPositions& pos, int logit_row) {
+    const int rows[] = {logit_row};
+    const ForwardBatch text_only;
+    const uint64_t generation = be_.scratch_generation();
+    if (recording_ && recording_generation_ != generation) {
+        be_.destroy_recording(recording_);
+        recording_ = nullptr;
+    }
+    if (!recording_ && warm_generation_ == generation) {
+        // The previous step ran with these shapes and allocated its scratch: record this one.
+        if (be_.begin_recording()) {
+            try {
+                embed_and_layers(pos, text_only, false);
+                logits_chunk(rows);
+            } catch (...) {
+                be_.destroy_recording(be_.end_recording());
+                throw;
+            }
+            recording_ = be_.end_recording();
+            recording_generation_ = generation;
+        } else {
+            use_recordings_ = false;  // the backend cannot record; run ops directly from now on
+        }
+    }
+    if (recording_) {
+        be_.replay(recording_);
+        return;
+    }
+    embed_and_layers(pos, text_only, false);
+    logits_chunk(rows);
+    warm_generation_ = be_.scratch_generation();
+}
 
 void Forward::run(const ForwardBatch& batch, KvCache& kv, float* logits) {
     const int n = static_cast<int>(batch.ids.size());
-    const int d = cfg_.d_model;
     if (n <= 0 || n > max_batch_) {
         throw Error(ErrorCode::invalid_argument, fmt::format("batch of {} tokens (1..{} allowed)", n, max_batch_));
     }
@@ -89,60 +180,32 @@ void Forward::run(const ForwardBatch& batch, KvCache& kv, float* logits) {
     }
 
     kv.prepare(batch.pos0, n);
+    kv_views_.resize(cfg_.n_layers);
+    for (int l = 0; l < cfg_.n_layers; ++l) kv_views_[l] = kv.view(l);
 
     // ---- embeddings
     be_.upload(ids_, ids.data(), sizeof(int32_t) * n);
-    be_.embed(w_.token_embd, ids_, n, std::sqrt(static_cast<float>(d)), x_);
-    if (has_media) {
-        for (int i = 0; i < n;) {
-            if (batch.ids[i] != -1) { ++i; continue; }
-            int j = i;
-            while (j < n && batch.ids[j] == -1) ++j;
-            be_.upload(x_ + static_cast<size_t>(i) * d, batch.media + static_cast<size_t>(i) * d, sizeof(float) * d * (j - i));
-            i = j;
-        }
-    }
     BatchPositions pos{batch.pos0, n, nullptr};
     if (!batch.groups.empty()) {
         be_.upload(groups_, batch.groups.data(), sizeof(int32_t) * n);
         pos.groups = groups_;
     }
+    const size_t vocab = cfg_.vocab_size;
 
-    // ---- layers
-    for (int l = 0; l < cfg_.n_layers; ++l) {
-        const LayerWeights& L = w_.layers[l];
-        const AttentionLayer& A = attn_[l];
-        be_.rms_norm(x_, L.attn_norm, n, d, cfg_.rms_eps, h_);
-        be_.matmul(L.wq, h_, n, q_);
-        be_.matmul(L.wk, h_, n, k_);
-        const float* v = k_;  // full layers: V comes from the raw K projection
-        if (L.wv.data) {
-            be_.matmul(L.wv, h_, n, v_);
-            v = v_;
-        }
-        const KvLayerView view = kv.view(l);
-        be_.attention_prepare(q_, k_, v, pos, A, view);
-        be_.attention(q_, pos, A, view, attn_out_);
-        be_.matmul(L.wo, attn_out_, n, h_);
-        be_.add_rms_norm(x_, h_, L.post_attn_norm, n, d, cfg_.rms_eps, 1.0f);
-
-        be_.rms_norm(x_, L.ffn_norm, n, d, cfg_.rms_eps, h_);
-        be_.gate_up_geglu(L.gate, L.up, h_, n, ff_scratch_, ff_);
-        be_.matmul(L.down, ff_, n, h_);
-        be_.add_rms_norm(x_, h_, L.post_ffw_norm, n, d, cfg_.rms_eps, L.output_scale);
+    // Decode of one text token: replay a recorded step (CUDA graph) where the backend can.
+    if (use_recordings_ && n == 1 && !has_media && batch.groups.empty() && batch.logit_rows.size() == 1) {
+        be_.upload(pos0_, &batch.pos0, sizeof(int32_t));
+        pos.pos0_device = pos0_;
+        pos.max_positions = kv.context_tokens();
+        run_recorded_step(pos, batch.logit_rows[0]);
+        be_.download(logits, logits_, sizeof(float) * vocab);
+        return;
     }
 
-    // ---- logits for the rows asked for, in chunks
-    const size_t vocab = cfg_.vocab_size;
+    embed_and_layers(pos, batch, has_media);
     for (size_t c = 0; c < batch.logit_rows.size(); c += kLogitChunkRows) {
         const int rows = static_cast<int>(std::min<size_t>(kLogitChunkRows, batch.logit_rows.size() - c));
-        for (int r = 0; r < rows; ++r) {
-            be_.copy(logit_x_ + static_cast<size_t>(r) * d, x_ + static_cast<size_t>(batch.logit_rows[c + r]) * d,
-                     sizeof(float) * d);
-        }
-        be_.rms_norm(logit_x_, w_.output_norm, rows, d, cfg_.rms_eps, logit_x_);
-        be_.matmul(w_.lm_head, logit_x_, rows, logits_);
-        if (cfg_.final_softcap > 0.0f) be_.softcap(logits_, static_cast<int64_t>(rows) * vocab, cfg_.final_softcap);
+        logits_chunk(batch.logit_rows.subspan(c, rows));
         be_.download(logits + c * vocab, logits_, sizeof(float) * rows * vocab);
     }
     be_.synchronize();

@@ -50,6 +50,12 @@ public:
 private:
     static constexpr int kLogitChunkRows = 32;  // rows of logits computed per LM-head matmul
 
+    void embed_and_layers(const BatchPositions& pos, const ForwardBatch& batch, bool has_media);
+    void logits_chunk(std::span<const int> rows);  // logits_ <- rows of x_
+    /// One decode step as a recording (CUDA graph): the first step of a shape runs directly and sizes
+    /// the scratch, the next one is recorded, and later ones replay it. pos.pos0_device carries pos0.
+    void run_recorded_step(const BatchPositions& pos, int logit_row);
+
     Backend& be_;
     const ModelConfig& cfg_;
     const ModelWeights& w_;
@@ -69,6 +75,12 @@ private:
     int32_t* groups_ = nullptr; // [n]
     float* logit_x_ = nullptr;  // [kLogitChunkRows][d_model]
     float* logits_ = nullptr;   // [kLogitChunkRows][vocab]
+    int32_t* pos0_ = nullptr;   // [1] pos0 of a recorded step
+    std::vector<KvLayerView> kv_views_;
+    bool use_recordings_ = true;
+    void* recording_ = nullptr;
+    uint64_t recording_generation_ = 0;
+    uint64_t warm_generation_ = ~uint64_t{0};  // scratch generation after the last direct decode step
 };
 
 }  // namespace gemma4

@@ -310,7 +310,7 @@ TEST_CASE("repetition penalty: llama.cpp semantics over the window", "[unit][sam
                          }));
 }
 
-TEST_CASE("-inf and NaN logits are never drawn", "[unit][sampler]") {
+TEST_CASE("sampler: -inf and NaN logits are never drawn", "[unit][sampler]") {
     std::vector<float> logits(64, kNegInf);
     for (size_t i = 0; i < logits.size(); i += 3) logits[i] = static_cast<float>(i % 5);
     logits[1] = std::nanf("");

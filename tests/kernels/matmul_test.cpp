@@ -1,0 +1,448 @@
+// cuda/matmul_quant.cu vs cpu/matmul.cpp: cuda::matmul and cuda::gate_up_geglu against cpu::matmul and
+// cpu::geglu(cpu::matmul(gate), cpu::matmul(up)), for every weight type, on seeded random blocks (random
+// quant bytes, sane f16 scales) and random x: edge sizes (one block, several chunks with a partial last
+// one, d_out 1 / 31 / 32 / 33, 1..300 tokens), the Gemma 4 12B shapes, and the error paths.
+//
+// Tolerances, per output element (t, o), in terms of
+//     A = sum_i |w_oi| |x_ti|                     (the magnitude the dot product is built from)
+//     S = sum_i (|w_oi| + max_i |w_oi|) |x_ti|    (A plus the group offsets/mins the GPU factors out:
+//                                                  sum w x = scale * sum u x - (scale * offset + min) * sum x,
+//                                                  and |scale * offset + min| is |w| at u = 0, <= max |w|)
+// - Decode path (n_tokens <= 8) and every F32 product: f32 arithmetic in another order than the CPU.
+//   Both sides round ~d_in partial sums bounded by S, so the difference is a random walk of ~sqrt(d_in)
+//   roundings of 2^-24 S: tol = kDecodeTol * sqrt(d_in) * S, with kDecodeTol = 4 * 2^-24 for margin.
+// - Prefill path (n_tokens > 8, non-F32 weights): W and x rounded to f16, relative 2^-11 each, so each
+//   product is off by at most 2 * 2^-11 (+ 2^-22) of |w x|: tol = kPrefillTol * A with kPrefillTol =
+//   2.5 * 2^-11, plus the f32 term above, plus f16 subnormal spacing 2^-24 * (sum |x| + sum |w| * s_t).
+// - NMSE: decode 1e-11 (f32 errors are ~1e-7 relative: NMSE ~1e-14); prefill 1e-6 (random f16 rounding
+//   of both factors: relative std ~2^-11 * sqrt(2/3) = 4e-4, NMSE ~1.6e-7). Checked on tensors of at least
+//   kNmseMinElements outputs: for a handful, one dot product that cancels to near zero dominates the
+//   ratio (its error is bounded per element above, its NMSE is not meaningful).
+//
+// Tags: the exhaustive edge sweep and the 12B shapes are [slow] (ctest runs them; scripts/device.sh keeps
+// them out of the compute-sanitizer runs, which take [cuda]~[slow]).
+// - GeGLU: out = gelu(g) * u with |gelu'| <= 1.13, so tol_out = 1.13 tol_g (|u| + tol_u) + |gelu(g)| tol_u
+//   + 1e-6 |out| (tanhf vs std::tanh); NMSE twice the matmul's.
+#ifdef GEMMA4_HAVE_CUDA
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <initializer_list>
+#include <limits>
+#include <random>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "cpu/ops.h"
+#include "kernels/cuda_test_util.h"
+#include "quant/formats.h"
+
+using namespace gemma4;
+using namespace gemma4::test;
+
+namespace {
+
+// Mirrors kMaxDecodeTokens in cuda/matmul_quant.cu: up to this many tokens the f32 decode kernels run,
+// above it the f16 GEMM path (F32 weights excepted: plain f32 GEMM).
+constexpr int kMaxDecodeTokens = 8;
+
+constexpr double kEps = 0x1p-24;                // f32 unit roundoff
+constexpr double kDecodeTol = 4.0 * kEps;       // per sqrt(d_in), relative to S
+constexpr double kPrefillTol = 2.5 * 0x1p-11;   // relative to A
+constexpr double kF16Spacing = 0x1p-24;         // f16 subnormal step
+constexpr double kDecodeNmse = 1e-11;
+constexpr double kPrefillNmse = 1e-6;
+constexpr double kGeluSlope = 1.13;             // max |d/dz gelu_tanh(z)|
+constexpr double kTanhRel = 1e-6;
+constexpr double kF16Unscaled = 0x1p15;         // x rows with max |x| below this go to f16 unscaled
+constexpr size_t kNmseMinElements = 256;
+
+const GgmlType kAllTypes[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16, GgmlType::Q4_0, GgmlType::Q4_1,
+                              GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0, GgmlType::Q2_K, GgmlType::Q3_K,
+                              GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K};
+
+cpu::ThreadPool& pool() {
+    static cpu::ThreadPool p(0);
+    return p;
+}
+
+struct HostMatrix {
+    GgmlType type;
+    int64_t d_in;
+    int64_t d_out;
+    size_t row_bytes;
+    std::vector<uint8_t> bytes;
+
+    WeightMatrix view(const void* data) const { return WeightMatrix{type, d_in, d_out, row_bytes, data}; }
+};
+
+int block_elems(GgmlType type) { return static_cast<int>(ggml_type_info(type).block_elems); }
+
+template <class Field>
+void put(std::vector<uint8_t>& bytes, size_t block_offset, size_t field_offset, Field value) {
+    static_assert(std::is_trivially_copyable_v<Field>);
+    std::memcpy(bytes.data() + block_offset + field_offset, &value, sizeof(value));
+}
+
+/// Random blocks: random quant bytes (every bit pattern is a valid block), then each f16 scale field set
+/// to a finite value that keeps |w| <~ 1 (the quant range times the largest sub-scale), so no NaN or Inf
+/// hides an error. Plain types get values in [-1, 1].
+HostMatrix random_matrix(GgmlType type, int64_t d_in, int64_t d_out, uint64_t seed) {
+    HostMatrix m{type, d_in, d_out, static_cast<size_t>(ggml_row_bytes(type, d_in)), {}};
+    m.bytes.resize(m.row_bytes * static_cast<size_t>(d_out));
+    std::mt19937_64 rng(seed);
+    for (size_t i = 0; i < m.bytes.size(); i += 8) {
+        const uint64_t r = rng();
+        std::memcpy(m.bytes.data() + i, &r, std::min<size_t>(8, m.bytes.size() - i));
+    }
+    std::uniform_real_distribution<float> unit(0.25f, 1.0f), sym(-1.0f, 1.0f);
+    const auto scale = [&](float range) { return f32_to_f16(unit(rng) / range); };
+    visit_quant_type(type, [&]<class Traits>(Traits) {
+        using B = typename Traits::block_type;
+        for (size_t b = 0; b < m.bytes.size(); b += Traits::block_bytes) {
+            if constexpr (std::is_same_v<B, F32>) {
+                put(m.bytes, b, 0, sym(rng));
+            } else if constexpr (std::is_same_v<B, F16>) {
+                put(m.bytes, b, 0, f32_to_f16(sym(rng)));
+            } else if constexpr (std::is_same_v<B, BF16>) {
+                put(m.bytes, b, 0, f32_to_bf16(sym(rng)));
+            } else if constexpr (std::is_same_v<B, Q4_0>) {
+                put(m.bytes, b, offsetof(Q4_0, d), scale(8));
+            } else if constexpr (std::is_same_v<B, Q4_1>) {
+                put(m.bytes, b, offsetof(Q4_1, d), scale(16));
+                put(m.bytes, b, offsetof(Q4_1, m), f32_to_f16(0.5f * sym(rng)));
+            } else if constexpr (std::is_same_v<B, Q5_0>) {
+                put(m.bytes, b, offsetof(Q5_0, d), scale(16));
+            } else if constexpr (std::is_same_v<B, Q5_1>) {
+                put(m.bytes, b, offsetof(Q5_1, d), scale(32));
+                put(m.bytes, b, offsetof(Q5_1, m), f32_to_f16(0.5f * sym(rng)));
+            } else if constexpr (std::is_same_v<B, Q8_0>) {
+                put(m.bytes, b, offsetof(Q8_0, d), scale(128));
+            } else if constexpr (std::is_same_v<B, Q2K>) {
+                put(m.bytes, b, offsetof(Q2K, d), scale(45));
+                put(m.bytes, b, offsetof(Q2K, dmin), scale(30));
+            } else if constexpr (std::is_same_v<B, Q3K>) {
+                put(m.bytes, b, offsetof(Q3K, d), scale(128));
+            } else if constexpr (std::is_same_v<B, Q4K>) {
+                put(m.bytes, b, offsetof(Q4K, d), scale(945));
+                put(m.bytes, b, offsetof(Q4K, dmin), scale(126));
+            } else if constexpr (std::is_same_v<B, Q5K>) {
+                put(m.bytes, b, offsetof(Q5K, d), scale(1953));
+                put(m.bytes, b, offsetof(Q5K, dmin), scale(126));
+            } else if constexpr (std::is_same_v<B, Q6K>) {
+                put(m.bytes, b, offsetof(Q6K, d), scale(4096));
+            }
+        }
+    });
+    return m;
+}
+
+/// Tolerance of each output [t][o] for the path cuda::matmul takes (see the top of the file).
+std::vector<double> matmul_tolerance(const HostMatrix& w, const std::vector<float>& x, int n_tokens) {
+    const bool f32_path = n_tokens <= kMaxDecodeTokens || w.type == GgmlType::F32;
+    const int64_t d_in = w.d_in, d_out = w.d_out;
+    std::vector<double> sum_abs_x(n_tokens), max_abs_x(n_tokens);
+    for (int t = 0; t < n_tokens; ++t) {
+        for (int64_t i = 0; i < d_in; ++i) {
+            const double v = std::abs(double(x[t * d_in + i]));
+            sum_abs_x[t] += v;
+            max_abs_x[t] = std::max(max_abs_x[t], v);
+        }
+    }
+    std::vector<double> tol(static_cast<size_t>(n_tokens) * d_out);
+    pool().parallel_for(d_out, [&](int64_t begin, int64_t end) {
+        std::vector<float> row(d_in);
+        for (int64_t o = begin; o < end; ++o) {
+            dequantize_row(w.type, w.bytes.data() + o * w.row_bytes, row.data(), d_in);
+            double w_max = 0, w_sum = 0;
+            for (float v : row) {
+                w_max = std::max(w_max, std::abs(double(v)));
+                w_sum += std::abs(double(v));
+            }
+            for (int t = 0; t < n_tokens; ++t) {
+                double a = 0;
+                const float* xt = x.data() + t * d_in;
+                for (int64_t i = 0; i < d_in; ++i) a += std::abs(double(row[i])) * std::abs(double(xt[i]));
+                const double s = a + w_max * sum_abs_x[t];
+                double v = kDecodeTol * std::sqrt(double(d_in)) * s + 1e-30;
+                if (!f32_path) {
+                    const double x_scale = std::max(1.0, max_abs_x[t] / kF16Unscaled * 2);
+                    v += kPrefillTol * a + kF16Spacing * (sum_abs_x[t] + w_sum * x_scale);
+                }
+                tol[t * d_out + o] = v;
+            }
+        }
+    });
+    return tol;
+}
+
+/// Every element within its tolerance (NaN fails), and the tensor's NMSE within max_nmse.
+void check_elements(const std::vector<float>& got, const std::vector<float>& want, const std::vector<double>& tol,
+                    double max_nmse) {
+    REQUIRE(got.size() == want.size());
+    REQUIRE(tol.size() == want.size());
+    double err2 = 0, ref2 = 0;
+    size_t bad = 0, first_bad = 0;
+    for (size_t i = 0; i < got.size(); ++i) {
+        const double d = std::abs(double(got[i]) - double(want[i]));
+        if (!(d <= tol[i])) {
+            if (bad++ == 0) first_bad = i;
+        }
+        err2 += std::isfinite(d) ? d * d : std::numeric_limits<double>::infinity();
+        ref2 += double(want[i]) * want[i];
+    }
+    INFO("bad elements " << bad << " of " << got.size() << "; first at " << first_bad << ": got " << got[first_bad] << " want "
+                         << want[first_bad] << " tol " << tol[first_bad]);
+    CHECK(bad == 0);
+    const double nmse = ref2 > 0 ? err2 / ref2 : err2;
+    INFO("nmse " << nmse);
+    if (got.size() >= kNmseMinElements) CHECK(nmse <= max_nmse);
+}
+
+/// One matrix on the device, reused across token counts.
+struct DeviceMatrix {
+    explicit DeviceMatrix(const HostMatrix& m) : host(m), bytes(m.bytes) {}
+    WeightMatrix view() const { return host.view(bytes.get()); }
+    const HostMatrix& host;
+    DeviceBuffer<uint8_t> bytes;
+};
+
+/// cuda::matmul (output poisoned with NaN first) vs cpu::matmul.
+void check_matmul(const DeviceMatrix& w, const std::vector<float>& x, int n_tokens) {
+    const HostMatrix& h = w.host;
+    std::vector<float> want(static_cast<size_t>(n_tokens) * h.d_out);
+    cpu::matmul(h.view(h.bytes.data()), x.data(), n_tokens, want.data(), pool());
+    DeviceBuffer<float> dx(x), dy(want.size());
+    dy.poison();
+    cuda::matmul(w.view(), dx.get(), n_tokens, dy.get(), cuda_context());
+    const bool f32_path = n_tokens <= kMaxDecodeTokens || h.type == GgmlType::F32;
+    check_elements(dy.download(), want, matmul_tolerance(h, x, n_tokens), f32_path ? kDecodeNmse : kPrefillNmse);
+}
+
+/// cuda::gate_up_geglu vs cpu::geglu(cpu::matmul(gate), cpu::matmul(up)).
+void check_geglu(const DeviceMatrix& gate, const DeviceMatrix& up, const std::vector<float>& x, int n_tokens) {
+    const HostMatrix& hg = gate.host;
+    const HostMatrix& hu = up.host;
+    const size_t n_out = static_cast<size_t>(n_tokens) * hg.d_out;
+    std::vector<float> g(n_out), u(n_out), want(n_out);
+    cpu::matmul(hg.view(hg.bytes.data()), x.data(), n_tokens, g.data(), pool());
+    cpu::matmul(hu.view(hu.bytes.data()), x.data(), n_tokens, u.data(), pool());
+    cpu::geglu(g.data(), u.data(), static_cast<int64_t>(n_out), want.data(), pool());
+    DeviceBuffer<float> dx(x), scratch(n_out), dout(n_out);
+    scratch.poison();
+    dout.poison();
+    cuda::gate_up_geglu(gate.view(), up.view(), dx.get(), n_tokens, scratch.get(), dout.get(), cuda_context());
+    const std::vector<double> tg = matmul_tolerance(hg, x, n_tokens);
+    const std::vector<double> tu = matmul_tolerance(hu, x, n_tokens);
+    std::vector<double> tol(n_out);
+    for (size_t i = 0; i < n_out; ++i) {
+        tol[i] = kGeluSlope * tg[i] * (std::abs(double(u[i])) + tu[i]) + std::abs(double(cpu::gelu_tanh(g[i]))) * tu[i] +
+                 kTanhRel * std::abs(double(want[i]));
+    }
+    const bool f32_path = n_tokens <= kMaxDecodeTokens || (hg.type == GgmlType::F32 && hu.type == GgmlType::F32);
+    check_elements(dout.download(), want, tol, 2 * (f32_path ? kDecodeNmse : kPrefillNmse));
+}
+
+uint64_t seed_of(GgmlType type, int64_t d_in, int64_t d_out) {
+    return (static_cast<uint64_t>(type) << 40) ^ (static_cast<uint64_t>(d_in) << 20) ^ static_cast<uint64_t>(d_out);
+}
+
+// Gemma 4 12B matrix shapes: d_in -> d_out.
+struct Shape {
+    const char* name;
+    int64_t d_in;
+    int64_t d_out;
+};
+constexpr Shape kShapes12B[] = {
+    {"attn_q", 3840, 4096},    {"attn_kv", 3840, 2048}, {"attn_k_full", 3840, 512},
+    {"attn_output", 8192, 3840}, {"ffn_gate_up", 3840, 15360}, {"ffn_down", 15360, 3840},
+};
+
+}  // namespace
+
+/// d_in of one block, three, and 33 (more than one 32-unit chunk for every type, the last chunk partial);
+/// plain types also 1000 (past a 512-element chunk, ending inside a 16-element virtual block).
+std::vector<int64_t> edge_d_ins(GgmlType type) {
+    const int be = block_elems(type);
+    std::vector<int64_t> d_ins = {be, 3 * be, 33 * be};
+    if (be == 1) d_ins.push_back(1000);
+    return d_ins;
+}
+
+void check_edge(GgmlType type, int64_t d_in, int64_t d_out, std::initializer_list<int> token_counts) {
+    const uint64_t seed = seed_of(type, d_in, d_out);
+    CAPTURE(ggml_type_info(type).name, d_in, d_out, seed);
+    const HostMatrix h = random_matrix(type, d_in, d_out, seed);
+    const DeviceMatrix w(h);
+    for (int n_tokens : token_counts) {
+        CAPTURE(n_tokens);
+        check_matmul(w, random_floats(static_cast<size_t>(n_tokens) * d_in, seed + n_tokens), n_tokens);
+    }
+}
+
+TEST_CASE("cuda matmul matches the CPU for every weight type at edge sizes", "[kernel][cuda]") {
+    GEMMA4_REQUIRE_CUDA();
+    for (GgmlType type : kAllTypes) {
+        const std::vector<int64_t> d_ins = edge_d_ins(type);
+        check_edge(type, d_ins.front(), 1, {1, 9});
+        check_edge(type, d_ins[1], 31, {2, 4});
+        check_edge(type, d_ins.back(), 33, {1, 3, 7, 64});
+    }
+}
+
+TEST_CASE("cuda matmul matches the CPU for every weight type at all edge sizes", "[kernel][cuda][slow]") {
+    GEMMA4_REQUIRE_CUDA();
+    for (GgmlType type : kAllTypes) {
+        for (int64_t d_in : edge_d_ins(type)) {
+            for (int64_t d_out : {1, 31, 32, 33}) check_edge(type, d_in, d_out, {1, 2, 3, 7, 8, 9, 64, 300});
+        }
+    }
+}
+
+TEST_CASE("cuda matmul matches the CPU at the Gemma 4 12B shapes", "[kernel][cuda][slow]") {
+    GEMMA4_REQUIRE_CUDA();
+    for (GgmlType type : {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q8_0}) {
+        for (const Shape& s : kShapes12B) {
+            const uint64_t seed = seed_of(type, s.d_in, s.d_out);
+            CAPTURE(ggml_type_info(type).name, s.name, s.d_in, s.d_out, seed);
+            const HostMatrix h = random_matrix(type, s.d_in, s.d_out, seed);
+            const DeviceMatrix w(h);
+            for (int n_tokens : {1, 3, 8, 64}) {
+                CAPTURE(n_tokens);
+                check_matmul(w, random_floats(static_cast<size_t>(n_tokens) * s.d_in, seed + n_tokens), n_tokens);
+            }
+        }
+    }
+}
+
+TEST_CASE("cuda matmul matches the CPU for the Q6_K LM head (3840 x 262144)", "[kernel][cuda][slow]") {
+    GEMMA4_REQUIRE_CUDA();
+    const int64_t d_in = 3840, d_out = 262144;
+    const uint64_t seed = seed_of(GgmlType::Q6_K, d_in, d_out);
+    CAPTURE(seed);
+    const HostMatrix h = random_matrix(GgmlType::Q6_K, d_in, d_out, seed);
+    const DeviceMatrix w(h);
+    check_matmul(w, random_floats(d_in, seed + 1), 1);
+}
+
+TEST_CASE("cuda matmul: misaligned x rows, large and tiny activations, repeatability", "[kernel][cuda]") {
+    GEMMA4_REQUIRE_CUDA();
+    auto& ctx = cuda_context();
+    for (GgmlType type : {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q8_0, GgmlType::F16}) {
+        const int64_t d_in = 1024, d_out = 96;
+        const uint64_t seed = seed_of(type, d_in, d_out) + 7;
+        CAPTURE(ggml_type_info(type).name, seed);
+        const HostMatrix h = random_matrix(type, d_in, d_out, seed);
+        const DeviceMatrix w(h);
+        // Activations past the f16 range (Gemma FFN outputs can be) and far below 1: the prefill path
+        // scales each token row by a power of two.
+        for (float magnitude : {1e6f, 1e-7f}) {
+            CAPTURE(magnitude);
+            for (int n_tokens : {2, 64}) {
+                auto x = random_floats(static_cast<size_t>(n_tokens) * d_in, seed + n_tokens);
+                for (auto& v : x) v *= magnitude;
+                check_matmul(w, x, n_tokens);
+            }
+        }
+        // x one float past a 16-byte boundary: the 4-byte copy path. Same inputs twice: same bits.
+        for (int n_tokens : {1, 4}) {
+            CAPTURE(n_tokens);
+            const auto x = random_floats(static_cast<size_t>(n_tokens) * d_in, seed + 100 + n_tokens);
+            std::vector<float> padded(x.size() + 1);
+            std::copy(x.begin(), x.end(), padded.begin() + 1);
+            std::vector<float> want(static_cast<size_t>(n_tokens) * d_out);
+            cpu::matmul(h.view(h.bytes.data()), x.data(), n_tokens, want.data(), pool());
+            DeviceBuffer<float> dx(padded), dy(want.size());
+            dy.poison();
+            cuda::matmul(w.view(), dx.get() + 1, n_tokens, dy.get(), ctx);
+            const auto first = dy.download();
+            check_elements(first, want, matmul_tolerance(h, x, n_tokens), kDecodeNmse);
+            dy.poison();
+            cuda::matmul(w.view(), dx.get() + 1, n_tokens, dy.get(), ctx);
+            CHECK(std::memcmp(first.data(), dy.download().data(), first.size() * sizeof(float)) == 0);
+        }
+    }
+}
+
+TEST_CASE("cuda gate_up_geglu matches cpu geglu of two matmuls", "[kernel][cuda]") {
+    GEMMA4_REQUIRE_CUDA();
+    // Every type at a small shape (fused for one token, two GEMVs + GeGLU for 2..8, GEMMs above).
+    for (GgmlType type : kAllTypes) {
+        const int64_t d_in = block_elems(type) == 1 ? 40 : 3 * block_elems(type), d_out = 33;
+        const uint64_t seed = seed_of(type, d_in, d_out) + 11;
+        CAPTURE(ggml_type_info(type).name, d_in, d_out, seed);
+        const HostMatrix hg = random_matrix(type, d_in, d_out, seed), hu = random_matrix(type, d_in, d_out, seed + 1);
+        const DeviceMatrix gate(hg), up(hu);
+        for (int n_tokens : {1, 2, 5, 9, 64}) {
+            CAPTURE(n_tokens);
+            check_geglu(gate, up, random_floats(static_cast<size_t>(n_tokens) * d_in, seed + n_tokens), n_tokens);
+        }
+    }
+    // Gate and up of different types (a quant mix may do that): the unfused path.
+    const uint64_t seed = 4242;
+    CAPTURE(seed);
+    const HostMatrix hg = random_matrix(GgmlType::Q4_K, 512, 40, seed), hu = random_matrix(GgmlType::Q6_K, 512, 40, seed + 1);
+    const DeviceMatrix gate(hg), up(hu);
+    for (int n_tokens : {1, 12}) {
+        CAPTURE(n_tokens);
+        check_geglu(gate, up, random_floats(static_cast<size_t>(n_tokens) * 512, seed + n_tokens), n_tokens);
+    }
+}
+
+TEST_CASE("cuda gate_up_geglu matches the CPU at the Gemma 4 12B FFN shape", "[kernel][cuda][slow]") {
+    GEMMA4_REQUIRE_CUDA();
+    for (GgmlType type : {GgmlType::Q4_K, GgmlType::Q8_0}) {
+        const int64_t d_in = 3840, d_out = 15360;
+        const uint64_t seed = seed_of(type, d_in, d_out) + 13;
+        CAPTURE(ggml_type_info(type).name, seed);
+        const HostMatrix hg = random_matrix(type, d_in, d_out, seed), hu = random_matrix(type, d_in, d_out, seed + 1);
+        const DeviceMatrix gate(hg), up(hu);
+        for (int n_tokens : {1, 3, 64}) {
+            CAPTURE(n_tokens);
+            check_geglu(gate, up, random_floats(static_cast<size_t>(n_tokens) * d_in, seed + n_tokens), n_tokens);
+        }
+    }
+}
+
+TEST_CASE("cuda matmul rejects bad shapes and unsupported types", "[kernel][cuda]") {
+    GEMMA4_REQUIRE_CUDA();
+    auto& ctx = cuda_context();
+    const HostMatrix h = random_matrix(GgmlType::Q4_K, 512, 8, 1);
+    const DeviceMatrix w(h);
+    DeviceBuffer<float> x(4 * 512), y(4 * 512), scratch(4 * 512);
+    const auto kInvalid = Catch::Matchers::Predicate<Error>(
+        [](const Error& e) { return e.code() == ErrorCode::invalid_argument; }, "invalid_argument");
+    const auto expect_invalid = [&](const WeightMatrix& m) {
+        CHECK_THROWS_MATCHES(cuda::matmul(m, x.get(), 1, y.get(), ctx), Error, kInvalid);
+    };
+    WeightMatrix m = w.view();
+    m.row_bytes += 1;
+    expect_invalid(m);  // row_bytes does not match d_in
+    m = w.view();
+    m.d_in = 500;
+    expect_invalid(m);  // not a whole number of blocks
+    m = w.view();
+    m.d_in = 0;
+    expect_invalid(m);
+    m = w.view();
+    m.data = static_cast<const uint8_t*>(m.data) + 2;
+    expect_invalid(m);  // not 16-byte aligned
+    m = w.view();
+    m.type = GgmlType::IQ4_XS;
+    m.row_bytes = static_cast<size_t>(ggml_row_bytes(GgmlType::IQ4_XS, 512));
+    expect_invalid(m);  // no format
+    m.type = GgmlType::Q8_K;
+    m.row_bytes = static_cast<size_t>(ggml_row_bytes(GgmlType::Q8_K, 512));
+    expect_invalid(m);  // a format but no kernel
+    CHECK_THROWS_MATCHES(cuda::matmul(w.view(), x.get(), -1, y.get(), ctx), Error, kInvalid);
+    WeightMatrix up = w.view();
+    up.d_out = 4;
+    CHECK_THROWS_MATCHES(cuda::gate_up_geglu(w.view(), up, x.get(), 1, scratch.get(), y.get(), ctx), Error, kInvalid);
+    // n_tokens = 0 is a no-op.
+    CHECK_NOTHROW(cuda::matmul(w.view(), x.get(), 0, y.get(), ctx));
+    CHECK_NOTHROW(cuda::gate_up_geglu(w.view(), w.view(), x.get(), 0, scratch.get(), y.get(), ctx));
+}
+
+#endif  // GEMMA4_HAVE_CUDA
