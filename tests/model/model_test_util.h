@@ -79,6 +79,20 @@ inline Metrics compare(const std::vector<float>& ours, const std::vector<float>&
     return m;
 }
 
+/// Rows where our argmax differs from the reference's although the reference's own logits separate the two
+/// candidates by more than `margin`: real disagreements, as opposed to near-ties that any rounding may swap.
+inline int clear_top1_mismatches(const std::vector<float>& ours, const std::vector<float>& ref, size_t vocab, double margin) {
+    int bad = 0;
+    for (size_t r = 0; r < ref.size() / vocab; ++r) {
+        const float* a = ours.data() + r * vocab;
+        const float* b = ref.data() + r * vocab;
+        const size_t ia = std::max_element(a, a + vocab) - a;
+        const size_t ib = std::max_element(b, b + vocab) - b;
+        if (ia != ib && double(b[ib]) - b[ia] > margin) ++bad;
+    }
+    return bad;
+}
+
 inline std::vector<float> select_rows(const std::vector<float>& all, const std::vector<int32_t>& rows, size_t vocab) {
     std::vector<float> out;
     out.reserve(rows.size() * vocab);
