@@ -93,6 +93,9 @@ public:
     Generation continue_raw(const Sampler& sampler, const GenerationLimits& limits = {}, const StreamCallback& on_piece = {});
 
     // ---- state
+    /// Logits (one per vocabulary entry) after the last evaluated token; empty before any evaluation.
+    /// Valid until the session is next changed.
+    std::span<const float> logits() const;
     /// Tokens in the KV cache plus pending ones (soft tokens of images and audio included).
     int n_tokens() const;
     int context_tokens() const;

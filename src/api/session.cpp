@@ -361,6 +361,8 @@ Generation Session::generate(const Sampler& sampler, const GenerationLimits& lim
     return g;
 }
 
+std::span<const float> Session::logits() const { return impl_->last_logits; }
+
 int Session::n_tokens() const { return static_cast<int>(impl_->tokens.size()); }
 int Session::context_tokens() const { return impl_->options.context_tokens; }
 const std::vector<int32_t>& Session::tokens() const { return impl_->tokens; }

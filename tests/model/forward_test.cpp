@@ -180,3 +180,33 @@ TEST_CASE("same seed, same output", "[model]") {
     CHECK(run(42) == run(42));
     CHECK(run(42) != run(43));
 }
+
+TEST_CASE("a second chat turn processes only its new tokens and equals a fresh session over the history", "[model]") {
+    const Model model = open_cpu("Q8_0");
+    const size_t vocab = model.info().vocab_size;
+    Session s = model.new_session({.system_prompt = "You keep the lighthouse."});
+    s.add_text("Tell me about the lamp.");
+    const Generation first = s.generate(Sampler::greedy(), {.max_new_tokens = 12});
+    const int after_first = s.n_tokens();
+    s.add_text("And the engineer?");
+    const Generation second = s.generate(Sampler::greedy(), {.max_new_tokens = 1});
+    // The second turn evaluated only what it added (the closing of turn one and the new user turn).
+    CHECK(second.stats.prompt_tokens == s.n_tokens() - 1 - (after_first - 1));
+    CHECK(second.stats.prompt_tokens < after_first);
+    const std::vector<float> turn_logits(s.logits().begin(), s.logits().end());
+    REQUIRE(turn_logits.size() == vocab);
+
+    // A fresh session fed the same tokens (all but the one just sampled) gives the same logits.
+    std::vector<int32_t> history = s.tokens();
+    history.pop_back();
+    Session fresh = model.new_session();
+    fresh.add_tokens(history);
+    const std::vector<float> want = fresh.evaluate(false);
+    const Metrics m = compare(turn_logits, want, vocab);
+    INFO("rel_l2 " << m.rel_l2);
+    CHECK(m.rel_l2 <= 1e-5);
+    // Exactly one BOS, at the start.
+    CHECK(std::count(history.begin(), history.end(), 2) == 1);
+    CHECK(history.front() == 2);
+    (void)first;
+}
