@@ -8,28 +8,15 @@
 #include <cmath>
 
 #include "cuda/common.cuh"
+#include "cuda/row_reduce.cuh"
 #include "cuda/ops.h"
 #include "quant/formats.h"
 
 namespace gemma4::cuda {
 namespace {
 
-constexpr int kRowThreads = 256;        // threads per row: 8 warps
 constexpr int kElementwiseThreads = 256;
 constexpr int kMaxElementwiseBlocks = 4096;
-
-__device__ float block_sum(float v) {
-    __shared__ float warp_sums[kRowThreads / kWarpSize];
-    for (int o = kWarpSize / 2; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
-    const int warp = threadIdx.x / kWarpSize;
-    const int lane = threadIdx.x % kWarpSize;
-    if (lane == 0) warp_sums[warp] = v;
-    __syncthreads();
-    float total = 0.0f;
-    for (int w = 0; w < kRowThreads / kWarpSize; ++w) total += warp_sums[w];
-    __syncthreads();  // warp_sums may be reused by the next call
-    return total;
-}
 
 __device__ float rms_scale(const float* x, int dim, float eps) {
     float s = 0.0f;

@@ -13,27 +13,14 @@
 #include <algorithm>
 
 #include "cuda/common.cuh"
+#include "cuda/row_reduce.cuh"
 #include "cuda/projector_ops.h"
 
 namespace gemma4::cuda {
 namespace {
 
-constexpr int kRowThreads = 256;  // 8 warps per row: 6912 / 256 = 27 values per thread
 constexpr int kElementwiseThreads = 256;
 constexpr int kMaxElementwiseBlocks = 4096;
-
-__device__ float block_sum(float v) {
-    __shared__ float warp_sums[kRowThreads / kWarpSize];
-    for (int o = kWarpSize / 2; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
-    const int warp = threadIdx.x / kWarpSize;
-    const int lane = threadIdx.x % kWarpSize;
-    if (lane == 0) warp_sums[warp] = v;
-    __syncthreads();
-    float total = 0.0f;
-    for (int w = 0; w < kRowThreads / kWarpSize; ++w) total += warp_sums[w];
-    __syncthreads();  // warp_sums is reused by the next call
-    return total;
-}
 
 __global__ void layer_norm_rows_kernel(const float* x, const float* weight, const float* bias, int dim, float eps, float* out) {
     const float* xr = x + static_cast<size_t>(blockIdx.x) * dim;
