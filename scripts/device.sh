@@ -13,7 +13,8 @@
 # JSON under $OUT (or ./out) and prints a short table last.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-MODE="${1:-test}"
+MODE="${1:-test}"   # one mode or several, comma-separated: test,prepare
+has_mode() { [[ ",$MODE," == *",$1,"* ]]; }
 LAYERS="${2:-}"
 OUT="${OUT:-$PWD/out}"
 mkdir -p "$OUT"
@@ -40,7 +41,7 @@ if ! cmake --build build-dev -j"$(nproc)" > "$OUT/build.log" 2>&1; then
 fi
 log "built"
 
-if [ "$MODE" = test ]; then
+if has_mode test; then
     log "ctest"
     (cd build-dev && ctest --output-on-failure -j4 --timeout 600) > "$OUT/ctest.log" 2>&1
     table+=("ctest: $(grep -E 'tests passed|tests failed' "$OUT/ctest.log" | tail -n1)")
@@ -58,11 +59,12 @@ if [ "$MODE" = test ]; then
         table+=("compute-sanitizer $tool: $([ $rc = 0 ] && echo clean || echo "FAILED rc=$rc") ($(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/sanitizer-$tool.log" | tail -n1))")
     done
     }
-    [ "${SKIP_BENCH:-0}" = 1 ] && { log "done"; printf '%s\n' "${table[@]}"; exit 0; }
+    if [ "${SKIP_BENCH:-0}" != 1 ]; then
     log "kernel benchmarks"
     ./build-dev/bench/gemma4-kernel-bench --benchmark_filter="${BENCH_FILTER:-cuda}" --benchmark_min_time=0.2s \
         --benchmark_format=console > "$OUT/kernel-bench.txt" 2>&1
     grep -E "^(BM|Cuda|CUDA|cuda)" "$OUT/kernel-bench.txt" | head -40
+    fi
 fi
 
 # The oracle pack (device-pack.sh) is larger than what one call may carry beside the tree, so it may come
@@ -79,7 +81,7 @@ stage_devpack() {
     source /tmp/devpack/env.sh
 }
 
-if [ "$MODE" = prepare ] || [ "$MODE" = bench ]; then
+if has_mode prepare || has_mode bench; then
     stage_devpack
     log "make the 12B-shape Q4_K_M file ${LAYERS:+($LAYERS layers)}"
     /tmp/devpack/make-12b.sh Q4_K_M $LAYERS > "$OUT/make-12b.log" 2>&1 || { tail -20 "$OUT/make-12b.log"; exit 1; }
@@ -87,7 +89,7 @@ if [ "$MODE" = prepare ] || [ "$MODE" = bench ]; then
     log "model: $M ($(du -h "$M" | cut -f1))"
 fi
 
-if [ "$MODE" = bench ]; then
+if has_mode bench; then
     [ -x /tmp/devpack/bin/llama-bench ] || [ -f /tmp/devpack/bin/llama-bench.xz ] || { echo "llama-bench is not complete in /tmp/devpack"; exit 1; }
     source /tmp/devpack/env.sh
     if [ -n "$LAYERS" ]; then
