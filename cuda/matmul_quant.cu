@@ -37,6 +37,10 @@
 //    sum_i x_i per group comes from a per-chunk table built in shared memory once per CTA.
 //    About 3 instructions per weight for one token (Q4_K), ~55% of the issue rate at full bandwidth.
 //
+//    One token, Q4_K / Q6_K / Q8_0 (the Gemma 4 decode step): gemv_fast_kernel instead, which loads the
+//    weights straight into registers (no shared-memory staging, no per-chunk barriers); see "The one-token
+//    fast path" below for its geometry and why. Same unit decoders and arithmetic as described here.
+//
 //    Shared-memory layout of one stage: x (prescaled, [NT][kXStride] f32, with 4 floats of padding every
 //    2^kXSkewShift elements so the 8 lanes of a 16-byte load phase hit distinct banks), group sums
 //    ([NT][groups][32] f32), then one 16-byte aligned slot per row segment.
@@ -1044,6 +1048,312 @@ GEMMA4_UNROLL
 }
 
 // ---------------------------------------------------------------------------------------------------
+// The one-token fast path (Q4_K, Q6_K, Q8_0): weights straight from global memory into registers
+//
+// Why. The staged kernel above pays two barriers per 32-unit chunk and keeps only 2-3 chunks in flight
+// per CTA, so at one token it reaches 4-55% of DRAM bandwidth. Here no weight byte passes through shared
+// memory: each lane loads its units (GemvUnit::load, 16-byte LDG for Q4_K, aligned words for the
+// 2-byte aligned Q6_K / Q8_0 blocks) for fast_unroll() iterations before the first use, so a warp has
+// ~8 KB in flight and an SM (16 warps) ~128 KB, well above Little's law (~23 KB per SM at 3 TB/s, 1 us).
+// x is staged once per CTA in shared memory (prescaled by 2^64, skewed as in the staged kernel) with
+// the per-group sums of x, and the CTAs are persistent (grid = resident CTAs, looping over row tiles),
+// so the staging is paid once per CTA; before staging, each lane asks L2 for its first units
+// (prefetch.global.L2), so DRAM is already streaming during the staging. Numerics are those of GemvCta::compute for one token (same
+// decoders, same subnormal-quant FMAs, same per-group scale/min application); only the order in which
+// the per-lane partial sums meet differs (a different split of the row), within the f32 tolerances.
+//
+// Geometry. kFastWarps warps per CTA, arranged as ksplit K-slices x (kFastWarps / ksplit) row groups;
+// each warp owns kFastRows / M rows per matrix (gate and up rows for the fused GeGLU) over its K-slice,
+// lane l taking units l, l + 32, ... of the slice. ksplit doubles (1, 2, 4, 8) while twice the row tiles
+// still fit in one wave of resident CTAs (kFastCtasPerSm per SM, fewer if x does not fit) and a slice
+// keeps >= kFastMinSliceUnits units, so that small d_out (3840x512: ksplit 8) still spreads over the SMs;
+// the K-slices' warp sums meet in shared memory in slice order. Constraints (else the staged kernel):
+// x 16-byte aligned, x + sums within kFastMaxSmemBytes. Reads: Q4_K units are 16-byte aligned (two
+// 16-byte loads per unit, one for the header); Q6_K / Q8_0 blocks are only 2-byte aligned and are read
+// as aligned 4-byte words, except the matrix's very last block, read byte-exactly (nothing past it).
+constexpr int kFastWarps = 8;
+constexpr int kFastThreads = kFastWarps * kWarpSize;
+constexpr int kFastRows = 4;         // rows per warp (all matrices together): 4 x 8 words of Q4_K in registers
+constexpr int kFastMinSliceUnits = 4;  // K split stops before a warp's slice gets fewer units per row
+constexpr int kFastCtasPerSm = 2;    // __launch_bounds__ minimum: caps registers at 128 per thread
+constexpr int kFastMaxSmemBytes = 200 << 10;  // x + sums above this (d_in > ~45000): the staged kernel
+constexpr int kSmemPerSmBytes = 227 << 10;     // Hopper shared memory per SM that CTAs can use (resident CTAs)
+
+template <class Block>
+constexpr bool kHasFastGemv = std::is_same_v<Block, Q4K> || std::is_same_v<Block, Q6K> || std::is_same_v<Block, Q8_0>;
+
+struct FastArgs {
+    const uint8_t* w[2];  // M matrices of [d_out][row_bytes]
+    const float* x;       // [d_in], 16-byte aligned
+    float* y;             // [d_out]
+    size_t row_bytes;
+    int d_in;
+    int d_out;
+    int n_blocks;         // blocks per row
+    int n_units;          // units per row
+    int ksplit;           // K-slices per CTA (divides kFastWarps)
+    int n_tiles;          // row tiles of (kFastWarps / ksplit) * rows-per-warp rows
+    int x_floats;         // shared floats for the skewed x (multiple of 4)
+};
+
+/// Shared floats of the fast kernel: skewed x, group sums, K-slice partials.
+template <class U, int M>
+GEMMA4_HD inline int fast_smem_floats(int d_in, int x_floats) {
+    const int n_units = d_in / U::kBlockElems * U::kUnitsPerBlock;
+    return x_floats + n_units * U::kGroups + kFastWarps * kFastRows;
+}
+
+/// Loop unrolling per (type, matrices): unit iterations whose loads are all issued before the first use.
+/// 2 where the registers allow it under the 128-register cap of kFastCtasPerSm; 1 where 2 would spill
+/// (Q6_K's 4 groups of params per unit, the fused GeGLU's 4 rows of Q4_K words).
+template <class U, int M>
+constexpr int fast_unroll() {
+    if constexpr (std::is_same_v<U, GemvUnit<Q4K>>) return M == 1 ? 2 : 1;
+    if constexpr (std::is_same_v<U, GemvUnit<Q6K>>) return M == 1 ? 1 : 2;
+    return 2;
+}
+
+/// Hint: bring the line holding p into L2 (no-op on the host).
+GEMMA4_HD inline void prefetch_l2(const void* p) {
+#ifdef __CUDA_ARCH__
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
+#else
+    static_cast<void>(p);
+#endif
+}
+
+GEMMA4_HD inline float4 load_x4(const float4* p) {
+#ifdef __CUDA_ARCH__
+    return __ldg(p);
+#else
+    return *p;
+#endif
+}
+
+/// One CTA of the fast kernel; the member functions are what one thread (or one lane) does between two
+/// barriers, with the thread index passed in, so host code can replay a CTA thread by thread.
+template <class U, int M>
+struct FastCta {
+    static constexpr int RW = kFastRows / M;
+    static constexpr int kRuns = U::kGroupElems / 4;
+    static constexpr int kUnroll = fast_unroll<U, M>();
+
+    const FastArgs& a;
+    float* xs;    // skewed x * 2^64
+    float* sums;  // [n_units][kGroups] sums of the unscaled x
+    float* part;  // [kFastWarps][kFastRows] K-slice warp sums
+
+    GEMMA4_HD FastCta(const FastArgs& args, float* smem)
+        : a(args), xs(smem), sums(smem + args.x_floats), part(smem + args.x_floats + args.n_units * U::kGroups) {}
+
+    /// Thread tid's share of staging x and the group sums (read straight from global x: no barrier between).
+    GEMMA4_HD void stage(int tid) const {
+        const auto* x4 = reinterpret_cast<const float4*>(a.x);
+        for (int q = tid; q < a.d_in / 4; q += kFastThreads) {
+            float4 v = load_x4(x4 + q);
+            v.x *= kXScale;
+            v.y *= kXScale;
+            v.z *= kXScale;
+            v.w *= kXScale;
+            *reinterpret_cast<float4*>(xs + skewed<U>(4 * q)) = v;
+        }
+        for (int q = tid; q < a.n_units * U::kGroups; q += kFastThreads) {
+            const int unit = q / U::kGroups, g = q % U::kGroups;
+            const int blk = unit / U::kUnitsPerBlock, j = unit % U::kUnitsPerBlock;
+            const float4* p = x4 + (blk * U::kBlockElems + U::group_start(j, g)) / 4;
+            float sum = 0.0f;
+            for (int r = 0; r < kRuns; ++r) {
+                const float4 v = load_x4(p + r);
+                sum += v.x;
+                sum += v.y;
+                sum += v.z;
+                sum += v.w;
+            }
+            sums[q] = sum;
+        }
+    }
+
+    GEMMA4_HD int slice_of(int warp) const { return warp % a.ksplit; }
+    GEMMA4_HD int rows_cta() const { return kFastWarps / a.ksplit * RW; }
+    GEMMA4_HD int o_warp(int tile, int warp) const { return tile * rows_cta() + warp / a.ksplit * RW; }
+
+    /// Lane `lane` of warp `warp`: its units of the warp's K-slice for the warp's rows of `tile`, into acc.
+    GEMMA4_HD void accumulate(int tile, int warp, int lane, float (&acc)[M][RW]) const {
+        const int slice = slice_of(warp);
+        const int per_slice = (a.n_units + a.ksplit - 1) / a.ksplit;
+        const int u_begin = slice * per_slice;
+        const int u_end = a.n_units < u_begin + per_slice ? a.n_units : u_begin + per_slice;
+        const size_t last_block = static_cast<size_t>(a.d_out) * a.n_blocks - 1;  // the matrix's last block
+        const int o0 = o_warp(tile, warp);
+        // Rows past d_out read the last row (in bounds) and are not stored.
+        const uint8_t* rowp[M][RW];
+        size_t row_block0[RW];
+GEMMA4_UNROLL
+        for (int i = 0; i < RW; ++i) {
+            const int o = o0 + i < a.d_out ? o0 + i : a.d_out - 1;
+            row_block0[i] = static_cast<size_t>(o) * a.n_blocks;
+GEMMA4_UNROLL
+            for (int m = 0; m < M; ++m) rowp[m][i] = a.w[m] + static_cast<size_t>(o) * a.row_bytes;
+        }
+GEMMA4_UNROLL
+        for (int m = 0; m < M; ++m)
+GEMMA4_UNROLL
+            for (int i = 0; i < RW; ++i) acc[m][i] = 0.0f;
+        for (int u0 = u_begin + lane; u0 < u_end; u0 += kUnroll * kWarpSize) {
+            uint32_t raw[kUnroll][M][RW][U::kRawWords];
+            typename U::Params par[kUnroll][M][RW];
+GEMMA4_UNROLL
+            for (int k = 0; k < kUnroll; ++k) {
+                const int unit = u0 + k * kWarpSize;
+                if (unit >= u_end) continue;
+                const int blk = unit / U::kUnitsPerBlock, j = unit % U::kUnitsPerBlock;
+GEMMA4_UNROLL
+                for (int m = 0; m < M; ++m)
+GEMMA4_UNROLL
+                    for (int i = 0; i < RW; ++i)
+                        load_unit(rowp[m][i] + static_cast<size_t>(blk) * U::kBlockBytes, j, row_block0[i] + blk == last_block,
+                                  raw[k][m][i], par[k][m][i]);
+            }
+GEMMA4_UNROLL
+            for (int k = 0; k < kUnroll; ++k) {
+                const int unit = u0 + k * kWarpSize;
+                if (unit >= u_end) continue;
+                const int blk = unit / U::kUnitsPerBlock, j = unit % U::kUnitsPerBlock;
+GEMMA4_UNROLL
+                for (int g = 0; g < U::kGroups; ++g) {
+                    float gp[M][RW] = {};  // sum of u * x * 2^-85 over the group
+                    const int e_group = blk * U::kBlockElems + U::group_start(j, g);
+GEMMA4_UNROLL
+                    for (int r = 0; r < kRuns; ++r) {
+                        const float4 xv = *reinterpret_cast<const float4*>(xs + skewed<U>(e_group + 4 * r));
+GEMMA4_UNROLL
+                        for (int m = 0; m < M; ++m)
+GEMMA4_UNROLL
+                            for (int i = 0; i < RW; ++i) {
+                                const uint32_t q = U::quants(raw[k][m][i], j, g, r);
+                                float v = gp[m][i];
+                                v = quant_fma(byte_of<0>(q), xv.x, v);
+                                v = quant_fma(byte_of<1>(q), xv.y, v);
+                                v = quant_fma(byte_of<2>(q), xv.z, v);
+                                v = quant_fma(q >> 24, xv.w, v);
+                                gp[m][i] = v;
+                            }
+                    }
+                    const float xsum = sums[unit * U::kGroups + g];
+GEMMA4_UNROLL
+                    for (int m = 0; m < M; ++m)
+GEMMA4_UNROLL
+                        for (int i = 0; i < RW; ++i) {
+                            const float scale = par[k][m][i].scale[g] * kQuantUnscale;
+                            const float shift = par[k][m][i].scale[g] * static_cast<float>(U::kOffset) + par[k][m][i].min[g];
+                            const float v = exact_fma(scale, gp[m][i], acc[m][i]);
+                            acc[m][i] = exact_fma(-shift, xsum, v);
+                        }
+                }
+            }
+        }
+    }
+
+    /// Lane `lane` of warp `warp`: asks L2 for its first kUnroll units of `tile` (a hint, no registers), so
+    /// that DRAM is busy while x is staged; the loads in accumulate() then find these lines in L2.
+    GEMMA4_HD void prefetch(int tile, int warp, int lane) const {
+        const int per_slice = (a.n_units + a.ksplit - 1) / a.ksplit;
+        const int u_begin = slice_of(warp) * per_slice;
+        const int u_end = a.n_units < u_begin + per_slice ? a.n_units : u_begin + per_slice;
+        const int o0 = o_warp(tile, warp);
+GEMMA4_UNROLL
+        for (int k = 0; k < kUnroll; ++k) {
+            const int unit = u_begin + lane + k * kWarpSize;
+            if (unit >= u_end) continue;
+            const int blk = unit / U::kUnitsPerBlock, j = unit % U::kUnitsPerBlock;
+GEMMA4_UNROLL
+            for (int i = 0; i < RW; ++i) {
+                const int o = o0 + i < a.d_out ? o0 + i : a.d_out - 1;
+GEMMA4_UNROLL
+                for (int m = 0; m < M; ++m)
+                    prefetch_l2(a.w[m] + static_cast<size_t>(o) * a.row_bytes + static_cast<size_t>(blk) * U::kBlockBytes +
+                                j * U::kBlockBytes / U::kUnitsPerBlock);
+            }
+        }
+    }
+
+    /// Unit j of block bp into registers; reads no byte past the block when `last` (the matrix's last block:
+    /// the 2-byte aligned types otherwise read whole aligned words, up to 2 bytes past a range).
+    GEMMA4_HD static void load_unit(const uint8_t* bp, int j, bool last, uint32_t (&raw)[U::kRawWords], typename U::Params& par) {
+        if constexpr (U::kBlockAlign >= 16) {
+            static_cast<void>(last);
+            U::template load<true>(bp, j, raw);
+            par = U::template params<true>(bp, j);
+        } else {
+            if (last) {
+                U::template load<true>(bp, j, raw);
+                par = U::template params<true>(bp, j);
+            } else {
+                U::template load<false>(bp, j, raw);
+                par = U::template params<false>(bp, j);
+            }
+        }
+    }
+
+    /// Slice-0 warp of `warp`'s row group: adds the other slices' sums (in slice order) to s.
+    GEMMA4_HD void combine(int warp, float (&s)[M][RW]) const {
+GEMMA4_UNROLL
+        for (int m = 0; m < M; ++m)
+GEMMA4_UNROLL
+            for (int i = 0; i < RW; ++i) {
+                float v = s[m][i];
+                for (int sl = 1; sl < a.ksplit; ++sl) v += part[(warp + sl) * kFastRows + m * RW + i];
+                s[m][i] = v;
+            }
+    }
+
+    GEMMA4_HD void store(int tile, int warp, int i, const float (&s)[M][RW]) const {
+        const int o = o_warp(tile, warp) + i;
+        if (o < a.d_out) a.y[o] = M == 2 ? gelu_tanh(s[0][i]) * s[M - 1][i] : s[0][i];
+    }
+};
+
+/// y = W x (M = 1) or y = gelu(W_gate x) * (W_up x) (M = 2), one token. blockDim.x = kFastThreads.
+/// Persistent: CTA b takes row tiles b, b + gridDim.x, ...
+template <class U, int M>
+__global__ void __launch_bounds__(kFastThreads, kFastCtasPerSm) gemv_fast_kernel(const FastArgs a) {
+    using Cta = FastCta<U, M>;
+    constexpr int RW = Cta::RW;
+    extern __shared__ __align__(16) float fsmem[];
+    const Cta cta(a, fsmem);
+    const int tid = threadIdx.x, warp = tid / kWarpSize, lane = tid % kWarpSize;
+    if (static_cast<int>(blockIdx.x) < a.n_tiles) cta.prefetch(blockIdx.x, warp, lane);
+    cta.stage(tid);
+    __syncthreads();
+    const int slice = cta.slice_of(warp);
+    for (int tile = blockIdx.x; tile < a.n_tiles; tile += gridDim.x) {
+        float acc[M][RW];
+        cta.accumulate(tile, warp, lane, acc);
+        float s[M][RW];
+GEMMA4_UNROLL
+        for (int m = 0; m < M; ++m)
+GEMMA4_UNROLL
+            for (int i = 0; i < RW; ++i) s[m][i] = warp_sum(acc[m][i]);
+        if (a.ksplit > 1) {
+            if (lane == 0) {
+GEMMA4_UNROLL
+                for (int m = 0; m < M; ++m)
+GEMMA4_UNROLL
+                    for (int i = 0; i < RW; ++i) cta.part[warp * kFastRows + m * RW + i] = s[m][i];
+            }
+            __syncthreads();
+            if (slice == 0) cta.combine(warp, s);
+            __syncthreads();  // part is reused by the next tile
+        }
+        if (slice == 0) {
+GEMMA4_UNROLL
+            for (int i = 0; i < RW; ++i)
+                if (lane == i) cta.store(tile, warp, i, s);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
 // Prefill kernels
 
 /// out[r][0..d_in) = f16(dequantized row r) for `rows` rows of `w`. One thread per unit.
@@ -1237,6 +1547,49 @@ void launch_gemv(const WeightMatrix& w, const uint8_t* w_up, const float* x, int
     GEMMA4_CUDA_CHECK_LAUNCH();
 }
 
+/// Launches the one-token fast kernel if it applies (see gemv_fast_kernel); false: use the staged kernel.
+template <class Block, int M>
+bool launch_gemv_fast(const WeightMatrix& w, const uint8_t* w_up, const float* x, float* y, Context& ctx) {
+    if constexpr (!kHasFastGemv<Block>) {
+        return false;
+    } else {
+        using U = GemvUnit<Block>;
+        constexpr int RW = kFastRows / M;
+        const int d_in = static_cast<int>(w.d_in), d_out = static_cast<int>(w.d_out);
+        if (reinterpret_cast<uintptr_t>(x) % 16 != 0 || d_in % U::kBlockElems != 0) return false;
+        FastArgs a{};
+        a.w[0] = static_cast<const uint8_t*>(w.data);
+        a.w[1] = M == 2 ? w_up : a.w[0];
+        a.x = x;
+        a.y = y;
+        a.row_bytes = w.row_bytes;
+        a.d_in = d_in;
+        a.d_out = d_out;
+        a.n_blocks = d_in / U::kBlockElems;
+        a.n_units = a.n_blocks * U::kUnitsPerBlock;
+        a.x_floats = (skewed<U>(d_in) + 3) / 4 * 4;
+        const int smem_bytes = fast_smem_floats<U, M>(d_in, a.x_floats) * static_cast<int>(sizeof(float));
+        if (smem_bytes > kFastMaxSmemBytes) return false;
+        static std::atomic<bool> raised[kMaxDevices];
+        allow_smem(reinterpret_cast<const void*>(&gemv_fast_kernel<U, M>), kFastMaxSmemBytes, raised);
+        // Resident CTAs: registers allow kFastCtasPerSm; shared memory may allow fewer.
+        const int per_sm = std::max(1, std::min(kFastCtasPerSm, kSmemPerSmBytes / (smem_bytes + 1024)));
+        const int resident = per_sm * ctx.sm_count();
+        a.ksplit = 1;
+        const auto tiles = [&](int ksplit) { return ceil_div(d_out, kFastWarps / ksplit * RW); };
+        // Split K while twice the row tiles still fit the resident CTAs (one wave, no tail) and each slice
+        // keeps at least kFastMinSliceUnits units.
+        while (a.ksplit < kFastWarps && 2 * tiles(a.ksplit) <= resident && a.n_units >= 2 * a.ksplit * kFastMinSliceUnits) {
+            a.ksplit *= 2;
+        }
+        a.n_tiles = tiles(a.ksplit);
+        const int ctas = std::min(a.n_tiles, resident);
+        gemv_fast_kernel<U, M><<<ctas, kFastThreads, smem_bytes, stream_of(ctx)>>>(a);
+        GEMMA4_CUDA_CHECK_LAUNCH();
+        return true;
+    }
+}
+
 /// Decode: passes of up to kMaxPassTokens tokens, each one GEMV launch (the NT tile rounded up).
 template <class Block>
 void gemv_matmul(const WeightMatrix& w, const float* x, int n_tokens, float* y, Context& ctx) {
@@ -1245,7 +1598,7 @@ void gemv_matmul(const WeightMatrix& w, const float* x, int n_tokens, float* y, 
         const float* xp = x + static_cast<size_t>(t0) * w.d_in;
         float* yp = y + static_cast<size_t>(t0) * w.d_out;
         if (n == 1) {
-            launch_gemv<Block, 1, 1>(w, nullptr, xp, n, yp, ctx);
+            if (!launch_gemv_fast<Block, 1>(w, nullptr, xp, yp, ctx)) launch_gemv<Block, 1, 1>(w, nullptr, xp, n, yp, ctx);
         } else if (n == 2) {
             launch_gemv<Block, 2, 1>(w, nullptr, xp, n, yp, ctx);
         } else {
@@ -1372,7 +1725,9 @@ void TypedOps<Block>::gate_up(const WeightMatrix& gate, const WeightMatrix& up, 
                               float* out, Context& ctx) {
     const int d_ff = static_cast<int>(gate.d_out);
     if (n_tokens == 1) {
-        launch_gemv<Block, 1, 2>(gate, static_cast<const uint8_t*>(up.data), x, 1, out, ctx);
+        if (!launch_gemv_fast<Block, 2>(gate, static_cast<const uint8_t*>(up.data), x, out, ctx)) {
+            launch_gemv<Block, 1, 2>(gate, static_cast<const uint8_t*>(up.data), x, 1, out, ctx);
+        }
     } else if (n_tokens <= kMaxDecodeTokens) {
         gemv_matmul<Block>(gate, x, n_tokens, scratch, ctx);
         gemv_matmul<Block>(up, x, n_tokens, out, ctx);
