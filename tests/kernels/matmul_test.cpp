@@ -33,7 +33,6 @@
 #include <random>
 #include <string>
 #include <type_traits>
-#include <utility>
 #include <vector>
 
 #include "cpu/ops.h"
@@ -389,25 +388,6 @@ TEST_CASE("cuda gate_up_geglu matches cpu geglu of two matmuls", "[kernel][cuda]
     for (int n_tokens : {1, 12}) {
         CAPTURE(n_tokens);
         check_geglu(gate, up, random_floats(static_cast<size_t>(n_tokens) * 512, seed + n_tokens), n_tokens);
-    }
-}
-
-TEST_CASE("cuda one-token fast path: K split, persistent row tiles, partial tiles", "[kernel][cuda]") {
-    GEMMA4_REQUIRE_CUDA();
-    // Q4_K / Q6_K / Q8_0 at one token take gemv_fast_kernel: few rows split K over the warps of a CTA
-    // (d_out 37), many rows make each CTA loop over several row tiles (d_out 8453: more tiles than
-    // resident CTAs, the last tile partial); the fused GeGLU at both.
-    for (GgmlType type : {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q8_0}) {
-        const int be = block_elems(type);
-        check_edge(type, 15 * be, 37, {1, 2});
-        check_edge(type, 3 * be, 8453, {1});
-        for (const auto [d_in, d_out] : {std::pair<int64_t, int64_t>{15 * be, 37}, {3 * be, 8453}}) {
-            const uint64_t seed = seed_of(type, d_in, d_out) + 17;
-            CAPTURE(ggml_type_info(type).name, d_in, d_out, seed);
-            const HostMatrix hg = random_matrix(type, d_in, d_out, seed), hu = random_matrix(type, d_in, d_out, seed + 1);
-            const DeviceMatrix gate(hg), up(hu);
-            check_geglu(gate, up, random_floats(static_cast<size_t>(d_in), seed + 1), 1);
-        }
     }
 }
 
