@@ -2,19 +2,20 @@
 //
 // y[t][o] = sum_i W[o][i] * x[t][i].  W: d_out rows of d_in elements in the GGUF layout; x: [n][d_in].
 //
-// Batch invariance: every output is one 8-lane f32 accumulator running over i in order, i += 8, with
-// one FMA per step, then a fixed horizontal sum (lanes 0+4, 1+5, 2+6, 3+7, then pairs). Which tile,
-// thread or batch size computes it does not change a single bit, so prefill in one batch, in chunks
-// and token by token give identical logits (a test checks this), and decode equals prefill.
+// Batch invariance: every output is a fixed function of its weight row and its token: dot_rows for
+// quantized rows, and for f32 rows one 8-lane accumulator running over i in order, i += 8, with one FMA
+// per step, then a fixed horizontal sum (lanes 0+4, 1+5, 2+6, 3+7, then pairs). Which tile, thread or
+// batch size computes it does not change a single bit, so prefill in one batch, in chunks and token by
+// token give identical logits (a test checks this), and decode equals prefill.
 //
-// Work split: threads take tiles of kTileRows output rows; a tile is dequantized once into a
-// per-thread f32 buffer (exactly, as dequantize_row does; f32 weights are used in place) and then
-// multiplied with every token by a register-blocked kernel of kRowsPerKernel rows x kTokensPerKernel
-// tokens (8 accumulators + 4 weight vectors + 1 activation vector: 13 of the 16 AVX registers).
+// Work split: threads take tiles of kTileRows output rows. Quantized rows go through dot_rows (the AVX2
+// fused dequantize-and-dot of formats.h, one token at a time; the tile stays in cache across tokens): a
+// decode step reads each weight byte once and never writes dequantized floats. f32 rows (f32 files) use
+// the register-blocked kernel below, kRowsPerKernel rows x kTokensPerKernel tokens (8 accumulators + 4
+// weight vectors + 1 activation vector: 13 of the 16 AVX registers).
 #include <immintrin.h>
 
 #include <algorithm>
-#include <vector>
 
 #include "cpu/ops.h"
 #include "quant/formats.h"
@@ -23,7 +24,7 @@ namespace gemma4::cpu {
 namespace {
 
 constexpr int kLanes = 8;            // f32 lanes of an AVX register
-constexpr int kTileRows = 16;        // rows dequantized together (16 x 15360 f32 = 960 KiB)
+constexpr int kTileRows = 16;        // rows a thread takes at a time (Q4_K 16 x 15360: 135 KiB, cache-resident)
 constexpr int kRowsPerKernel = 4;
 constexpr int kTokensPerKernel = 2;
 
@@ -84,21 +85,26 @@ void matmul(const WeightMatrix& w, const float* x, int n_tokens, float* y, Threa
     const int64_t d_in = w.d_in;
     const int64_t d_out = w.d_out;
     const int64_t n_tiles = (d_out + kTileRows - 1) / kTileRows;
+    if (w.type != GgmlType::F32) {
+        // Quantized weights: each output is dot_rows' fused dequantize-and-dot of one row with one token
+        // (bit-identical whether the row is computed alone or in a group, see formats.h), so the result
+        // again depends on nothing but (row, token). The tile's rows stay in cache across the tokens.
+        pool.parallel_for(n_tiles, [&](int64_t b, int64_t e) {
+            for (int64_t tile_i = b; tile_i < e; ++tile_i) {
+                const int64_t o0 = tile_i * kTileRows;
+                const int rows = static_cast<int>(std::min<int64_t>(kTileRows, d_out - o0));
+                for (int t = 0; t < n_tokens; ++t) {
+                    dot_rows(w.type, base + o0 * w.row_bytes, w.row_bytes, rows, x + t * d_in, y + t * d_out + o0);
+                }
+            }
+        });
+        return;
+    }
     pool.parallel_for(n_tiles, [&](int64_t b, int64_t e) {
-        thread_local std::vector<float> tile;
         for (int64_t tile_i = b; tile_i < e; ++tile_i) {
             const int64_t o0 = tile_i * kTileRows;
             const int rows = static_cast<int>(std::min<int64_t>(kTileRows, d_out - o0));
-            const float* wt;
-            if (w.type == GgmlType::F32) {
-                wt = reinterpret_cast<const float*>(base + o0 * w.row_bytes);
-            } else {
-                tile.resize(static_cast<size_t>(kTileRows) * d_in);
-                for (int r = 0; r < rows; ++r) {
-                    dequantize_row(w.type, base + (o0 + r) * w.row_bytes, tile.data() + r * d_in, d_in);
-                }
-                wt = tile.data();
-            }
+            const float* wt = reinterpret_cast<const float*>(base + o0 * w.row_bytes);
             tile_times_tokens(wt, rows, d_in, x, n_tokens, y + o0, d_out);
         }
     });
