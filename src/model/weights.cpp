@@ -33,18 +33,7 @@ public:
     }
 
     WeightMatrix matrix(const std::string& name, int64_t d_in, int64_t d_out) {
-        const GgufTensorInfo& t = info(name, {d_in, d_out});
-        if (!ggml_type_info(t.type).supported || t.type == GgmlType::Q8_K) {
-            throw Error(ErrorCode::unsupported_model, fmt::format("{}: tensor '{}' has type {}, which this engine does not run",
-                                                                  file_.path(), name, ggml_type_info(t.type).name));
-        }
-        WeightMatrix w;
-        w.type = t.type;
-        w.d_in = d_in;
-        w.d_out = d_out;
-        w.row_bytes = t.row_bytes();
-        w.data = upload(t);
-        return w;
+        return load_weight_matrix(file_, name, d_in, d_out, [this](const GgufTensorInfo& t) { return upload(t); });
     }
 
     const float* vector(const std::string& name, int64_t n) {
@@ -85,6 +74,26 @@ private:
 };
 
 }  // namespace
+
+WeightMatrix load_weight_matrix(const GgufFile& file, const std::string& name, int64_t d_in, int64_t d_out,
+                                const std::function<const void*(const GgufTensorInfo&)>& upload) {
+    const GgufTensorInfo& t = file.tensor(name);
+    if (t.n_dims != 2 || t.ne[0] != d_in || t.ne[1] != d_out) {
+        throw Error(ErrorCode::invalid_file, fmt::format("{}: tensor '{}' has shape {}, expected [{}, {}]", file.path(), name,
+                                                         t.shape_string(), d_in, d_out));
+    }
+    if (!ggml_type_info(t.type).supported || t.type == GgmlType::Q8_K) {
+        throw Error(ErrorCode::unsupported_model, fmt::format("{}: tensor '{}' has type {}, which this engine does not run",
+                                                              file.path(), name, ggml_type_info(t.type).name));
+    }
+    WeightMatrix w;
+    w.type = t.type;
+    w.d_in = d_in;
+    w.d_out = d_out;
+    w.row_bytes = t.row_bytes();
+    w.data = upload(t);
+    return w;
+}
 
 ModelWeights ModelWeights::load(const GgufFile& file, const ModelConfig& c, Backend& backend,
                                 const std::function<void(float)>& on_progress) {

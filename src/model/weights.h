@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "backend/backend.h"
@@ -12,6 +13,7 @@
 namespace gemma4 {
 
 class GgufFile;
+struct GgufTensorInfo;
 
 struct LayerWeights {
     const float* attn_norm = nullptr;       // [d_model]
@@ -24,6 +26,12 @@ struct LayerWeights {
     const float* post_ffw_norm = nullptr;   // [d_model]
     float output_scale = 1.0f;              // layer_output_scale (1 when absent)
 };
+
+/// The 2-D tensor `name` of `file` as a WeightMatrix whose data is `upload(tensor)`: throws
+/// Error(invalid_file) unless its shape is [d_in, d_out], Error(unsupported_model) for a quant type this
+/// engine cannot run. Shared by the text model and the projector.
+WeightMatrix load_weight_matrix(const GgufFile& file, const std::string& name, int64_t d_in, int64_t d_out,
+                                const std::function<const void*(const GgufTensorInfo&)>& upload);
 
 struct ModelWeights {
     WeightMatrix token_embd;      // [vocab_size rows][d_model]

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "gemma4/error.h"
+#include "model/weights.h"
 #include "multimodal/vision/image_fit.h"
 #include "quant/formats.h"
 
@@ -71,22 +72,8 @@ const float* Projector::vector_f32(const std::string& name, int64_t n) {
 }
 
 WeightMatrix Projector::matrix(const std::string& name, int64_t d_in, int64_t d_out) {
-    const GgufTensorInfo& t = file_.tensor(name);
-    if (t.n_dims != 2 || t.ne[0] != d_in || t.ne[1] != d_out) {
-        throw Error(ErrorCode::invalid_file, fmt::format("{}: tensor '{}' has shape {}, expected [{}, {}]", file_.path(), name,
-                                                         t.shape_string(), d_in, d_out));
-    }
-    if (!ggml_type_info(t.type).supported || t.type == GgmlType::Q8_K) {
-        throw Error(ErrorCode::unsupported_model, fmt::format("{}: tensor '{}' has type {}, which this engine does not run",
-                                                              file_.path(), name, ggml_type_info(t.type).name));
-    }
-    WeightMatrix w;
-    w.type = t.type;
-    w.d_in = d_in;
-    w.d_out = d_out;
-    w.row_bytes = t.row_bytes();
-    w.data = backend_.upload_weights(t.data, t.n_bytes);
-    return w;
+    return load_weight_matrix(file_, name, d_in, d_out,
+                              [this](const GgufTensorInfo& t) { return backend_.upload_weights(t.data, t.n_bytes); });
 }
 
 Projector::Projector(const std::string& path, Backend& backend) : file_(GgufFile::open(path)), backend_(backend) {
