@@ -20,12 +20,6 @@
 namespace gemma4::cpu {
 namespace {
 
-float rms_scale(const float* x, int dim, float eps) {
-    double sum = 0.0;
-    for (int i = 0; i < dim; ++i) sum += static_cast<double>(x[i]) * x[i];
-    return 1.0f / std::sqrt(static_cast<float>(sum / dim) + eps);
-}
-
 // Address of K (half = 0) or V (half = 1) of `pos`, kv head `g`.
 char* kv_slot(const KvLayerView& kv, int pos, int g, int half) {
     char* page = static_cast<char*>(kv.pages[pos / kv.page_tokens]);

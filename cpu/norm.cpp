@@ -3,20 +3,16 @@
 #include <vector>
 
 #include "cpu/ops.h"
+#include "model/activations.h"
 #include "quant/formats.h"
 
 namespace gemma4::cpu {
-namespace {
-
-// 1 / sqrt(mean(x^2) + eps), the sum in double as ggml's CPU does.
 float rms_scale(const float* x, int dim, float eps) {
     double sum = 0.0;
     for (int i = 0; i < dim; ++i) sum += static_cast<double>(x[i]) * x[i];
     const float mean = static_cast<float>(sum / dim);
     return 1.0f / std::sqrt(mean + eps);
 }
-
-}  // namespace
 
 void embed(const WeightMatrix& table, const int32_t* ids, int n_tokens, float scale, float* out, ThreadPool& pool) {
     const int64_t d = table.d_in;
@@ -60,12 +56,6 @@ void softcap(float* x, int64_t n, float cap, ThreadPool& pool) {
         const float inv = 1.0f / cap;  // ggml scales by 1/cap, then tanh, then by cap
         for (int64_t i = b; i < e; ++i) x[i] = std::tanh(x[i] * inv) * cap;
     }, 4096);
-}
-
-float gelu_tanh(float x) {
-    constexpr float kSqrt2OverPi = 0.79788456080286535588f;
-    constexpr float kCubic = 0.044715f;
-    return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * x * (1.0f + kCubic * x * x)));
 }
 
 void geglu(const float* gate, const float* up, int64_t n, float* out, ThreadPool& pool) {

@@ -16,9 +16,10 @@ void rms_norm(const float* x, const float* weight, int n_rows, int dim, float ep
 void add_rms_norm(float* x, const float* a, const float* weight, int n_tokens, int dim, float eps, float scale,
                   ThreadPool& pool);
 void softcap(float* x, int64_t n, float cap, ThreadPool& pool);
-/// out = gelu_tanh(gate) * up, elementwise.
+/// 1 / sqrt(mean(x^2) + eps) over dim values, the sum in double as ggml's CPU does.
+float rms_scale(const float* x, int dim, float eps);
+/// out = gelu_tanh(gate) * up, elementwise (gelu_tanh: src/model/activations.h).
 void geglu(const float* gate, const float* up, int64_t n, float* out, ThreadPool& pool);
-float gelu_tanh(float x);
 
 // cpu/matmul.cpp
 void matmul(const WeightMatrix& w, const float* x, int n_tokens, float* y, ThreadPool& pool);

@@ -26,4 +26,12 @@ inline constexpr int kWarpSize = 32;
 
 inline int ceil_div(int64_t a, int64_t b) { return static_cast<int>((a + b - 1) / b); }
 
+/// Grid-stride elementwise kernels: threads per block, and at most this many blocks (the loop covers the rest).
+inline constexpr int kElementwiseThreads = 256;
+inline constexpr int kMaxElementwiseBlocks = 4096;
+inline int elementwise_blocks(int64_t n) {
+    const int64_t blocks = (n + kElementwiseThreads - 1) / kElementwiseThreads;
+    return static_cast<int>(blocks < 1 ? 1 : blocks > kMaxElementwiseBlocks ? kMaxElementwiseBlocks : blocks);
+}
+
 }  // namespace gemma4::cuda

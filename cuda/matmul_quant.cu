@@ -3,7 +3,7 @@
 // Math. y[t][o] = sum_i W[o][i] * x[t][i], with W as stored in the GGUF file:
 //     W: d_out rows of d_in elements in `type` blocks, rows back to back (row_bytes apart)
 //     x: [n_tokens][d_in] f32        y: [n_tokens][d_out] f32
-// gate_up_geglu: out[t][j] = gelu_tanh(gate_j . x[t]) * (up_j . x[t]), the tanh GELU of cpu::gelu_tanh.
+// gate_up_geglu: out[t][j] = gelu_tanh(gate_j . x[t]) * (up_j . x[t]), the tanh GELU of src/model/activations.h.
 //
 // Two paths, split at kMaxDecodeTokens:
 //
@@ -69,6 +69,7 @@
 #include <string>
 
 #include "cuda/common.cuh"
+#include "model/activations.h"
 #include "cuda/ops.h"
 #include "quant/formats.h"
 
@@ -125,8 +126,6 @@ constexpr size_t kDequantScratchBytes = size_t{64} << 20;  // f16 weight chunk (
 constexpr int kScratchSlotWeights = 0;
 constexpr int kScratchSlotX = 1;
 constexpr int kDequantRowAlign = 128;          // chunk rows are a multiple of this (GEMM tile friendly)
-constexpr int kElementwiseThreads = 256;
-constexpr int kMaxElementwiseBlocks = 4096;
 constexpr int kConvertThreads = 256;           // one CTA per token row in x_to_f16_kernel
 constexpr int kMaxGridY = 65535;               // CUDA limit on gridDim.y
 // x rows whose max |x| lies in [2^kF16LowExp, 2^kF16HighExp) go to f16 unscaled; others are scaled to a
@@ -259,13 +258,6 @@ GEMMA4_HD inline uint32_t byte_of(uint32_t w) {
 #else
     return (w >> (8 * i)) & 0xFFu;
 #endif
-}
-
-/// The tanh GELU, written as cpu::gelu_tanh.
-GEMMA4_HD inline float gelu_tanh(float x) {
-    constexpr float kSqrt2OverPi = 0.79788456080286535588f;
-    constexpr float kCubic = 0.044715f;
-    return 0.5f * x * (1.0f + tanhf(kSqrt2OverPi * x * (1.0f + kCubic * x * x)));
 }
 
 __device__ __forceinline__ float warp_sum(float v) {
@@ -1136,10 +1128,6 @@ __global__ void geglu_kernel(const float* gate, const float* up, int64_t n, int 
 // Host side
 
 cudaStream_t stream_of(Context& ctx) { return static_cast<cudaStream_t>(ctx.stream()); }
-
-int elementwise_blocks(int64_t n) {
-    return static_cast<int>(std::clamp<int64_t>((n + kElementwiseThreads - 1) / kElementwiseThreads, 1, kMaxElementwiseBlocks));
-}
 
 void check_cublas(cublasStatus_t status, const char* what) {
     if (status != CUBLAS_STATUS_SUCCESS) {

@@ -8,15 +8,14 @@
 #include <cmath>
 
 #include "cuda/common.cuh"
-#include "cuda/row_reduce.cuh"
 #include "cuda/ops.h"
+#include "cuda/row_reduce.cuh"
+#include "model/activations.h"
 #include "quant/formats.h"
 
 namespace gemma4::cuda {
 namespace {
 
-constexpr int kElementwiseThreads = 256;
-constexpr int kMaxElementwiseBlocks = 4096;
 
 __device__ float rms_scale(const float* x, int dim, float eps) {
     float s = 0.0f;
@@ -49,12 +48,6 @@ __global__ void softcap_kernel(float* x, int64_t n, float cap) {
     }
 }
 
-__device__ inline float gelu_tanh(float z) {
-    constexpr float kSqrt2OverPi = 0.79788456080286535588f;
-    constexpr float kCubic = 0.044715f;
-    return 0.5f * z * (1.0f + tanhf(kSqrt2OverPi * z * (1.0f + kCubic * z * z)));
-}
-
 __global__ void geglu_kernel(const float* gate, const float* up, int64_t n, float* out) {
     for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
         out[i] = gelu_tanh(gate[i]) * up[i];
@@ -77,10 +70,6 @@ __global__ void embed_kernel(const uint8_t* table, size_t row_bytes, const int32
 }
 
 cudaStream_t stream_of(Context& ctx) { return static_cast<cudaStream_t>(ctx.stream()); }
-
-int elementwise_blocks(int64_t n) {
-    return static_cast<int>(std::min<int64_t>(kMaxElementwiseBlocks, (n + kElementwiseThreads - 1) / kElementwiseThreads));
-}
 
 }  // namespace
 

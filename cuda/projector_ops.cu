@@ -19,8 +19,6 @@
 namespace gemma4::cuda {
 namespace {
 
-constexpr int kElementwiseThreads = 256;
-constexpr int kMaxElementwiseBlocks = 4096;
 
 __global__ void layer_norm_rows_kernel(const float* x, const float* weight, const float* bias, int dim, float eps, float* out) {
     const float* xr = x + static_cast<size_t>(blockIdx.x) * dim;
@@ -56,10 +54,6 @@ __global__ void add_rows_elementwise_kernel(float* x, const float* table, const 
 }
 
 cudaStream_t stream_of(Context& ctx) { return static_cast<cudaStream_t>(ctx.stream()); }
-
-int elementwise_blocks(int64_t n) {
-    return static_cast<int>(std::min<int64_t>(kMaxElementwiseBlocks, (n + kElementwiseThreads - 1) / kElementwiseThreads));
-}
 
 }  // namespace
 

@@ -24,17 +24,6 @@ using namespace gemma4::test;
 
 namespace {
 
-ErrorCode code_of(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const Error& e) {
-        INFO(e.what());
-        return e.code();
-    }
-    FAIL("no gemma4::Error thrown");
-    return ErrorCode::invalid_argument;
-}
-
 // A WAV file image with any fmt fields and raw data bytes.
 struct WavSpec {
     uint16_t tag = 1;

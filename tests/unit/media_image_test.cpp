@@ -17,17 +17,6 @@ namespace {
 
 std::vector<uint8_t> to_vec(std::span<const uint8_t> s) { return std::vector<uint8_t>(s.begin(), s.end()); }
 
-ErrorCode code_of(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const Error& e) {
-        INFO(e.what());
-        return e.code();
-    }
-    FAIL("no gemma4::Error thrown");
-    return ErrorCode::invalid_argument;
-}
-
 }  // namespace
 
 TEST_CASE("images decode the same from every lossless format, from files and from memory", "[unit]") {

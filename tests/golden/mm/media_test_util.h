@@ -6,11 +6,14 @@
 // instead of being committed, and the oracle saw them as PNG / 16-bit WAV files.
 #pragma once
 
+#include <catch2/catch.hpp>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <sstream>
 #include <string>
@@ -20,6 +23,18 @@
 #include "util/npy.h"
 
 namespace gemma4::test {
+
+/// The code of the gemma4::Error that `f` throws (the test fails if it throws none).
+inline ErrorCode code_of(const std::function<void()>& f) {
+    try {
+        f();
+    } catch (const Error& e) {
+        INFO(e.what());
+        return e.code();
+    }
+    FAIL("no gemma4::Error thrown");
+    return ErrorCode::invalid_argument;
+}
 
 inline const std::string kMediaGolden = std::string(GEMMA4_TEST_DATA_DIR) + "/golden/mm";
 inline const std::string kMediaDir = kMediaGolden + "/media";
