@@ -50,6 +50,20 @@
 //    F16 weights are used in place; F32 weights use cublasGemmEx with CUBLAS_COMPUTE_32F_PEDANTIC (plain
 //    f32, never TF32, so F32 files stay exact) and f32 x.
 //
+//    The dequantization (dequant_f16_kernel) is a pure stream: ~4.5 bytes read per 16 written for Q4_K,
+//    so it must run at memory bandwidth. The f16 chunk is cut into runs of 8 elements; thread t of a CTA
+//    takes runs t and t + 256 (kDequantRunsPerThread), and writes each as one 16-byte store, so a warp
+//    writes 512 contiguous bytes per store instruction. The run's quant bits are 8 consecutive bytes of
+//    each field of one block (matmul_dequant.h lists them per type), read in loads as wide as the
+//    block's alignment allows (8 bytes for Q4_K qs, 2-byte pieces for the 2-byte aligned Q8_0, Q6_K,
+//    Q4_0 blocks); the 32 runs of a warp cover one K-quant block or several consecutive small blocks,
+//    so a warp's loads fall on the same few 32-byte sectors and each byte comes from DRAM once. Values
+//    are scale * (u - offset) - min in f32 rounded once to f16, bit-identical to dequantize_row then
+//    __float2half_rn (tests/unit/dequant8_test.cpp checks the f32 step on the host). BF16 weights are
+//    converted elementwise. x_to_f16_vec_kernel converts x (one CTA per token row) with float4 loads
+//    held in registers between the max pass and the convert pass and 8-byte stores; x_to_f16_kernel is
+//    the scalar fallback for unaligned rows and rows longer than 16384.
+//
 // Constraints: d_in a whole number of blocks; row_bytes = ggml_row_bytes(type, d_in); W 16-byte aligned
 // (cudaMalloc'd tensors are). Types: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K,
 // Q5_K, Q6_K. Scratch slots used: 0 and 1 (prefill only).
@@ -65,10 +79,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <iterator>
 #include <numeric>
 #include <string>
 
 #include "cuda/common.cuh"
+#include "cuda/matmul_dequant.h"
 #include "model/activations.h"
 #include "cuda/ops.h"
 #include "quant/formats.h"
@@ -126,7 +142,19 @@ constexpr size_t kDequantScratchBytes = size_t{64} << 20;  // f16 weight chunk (
 constexpr int kScratchSlotWeights = 0;
 constexpr int kScratchSlotX = 1;
 constexpr int kDequantRowAlign = 128;          // chunk rows are a multiple of this (GEMM tile friendly)
+// dequant_f16_kernel: 256 threads per CTA (8 full warps), each taking kDequantRunsPerThread runs of 8
+// elements, so that it has two independent sets of loads in flight before its stores.
+constexpr int kDequantThreads = 256;
+constexpr int kDequantRunsPerThread = 2;
+constexpr int kDequantCtaRuns = kDequantThreads * kDequantRunsPerThread;
+// The kernel's run index is 32-bit: a launch has at most max(scratch / 16 bytes, INT_MAX / 8) runs.
+static_assert(kDequantScratchBytes / (kRunElems * sizeof(uint16_t)) < (size_t{1} << 31), "runs per launch fit 32 bits");
 constexpr int kConvertThreads = 256;           // one CTA per token row in x_to_f16_kernel
+// x_to_f16_vec_kernel instantiations: float4s per thread (a row of up to 4 * kVecs * kConvertThreads floats,
+// e.g. 4 for d_model 3840, 16 for d_ff 15360), the smallest that fits is launched; longer or unaligned
+// rows take x_to_f16_kernel.
+constexpr int kConvertVecs[] = {1, 2, 4, 8, 16};
+constexpr int kConvertVecElems = 4;            // floats per float4
 constexpr int kMaxGridY = 65535;               // CUDA limit on gridDim.y
 // x rows whose max |x| lies in [2^kF16LowExp, 2^kF16HighExp) go to f16 unscaled; others are scaled to a
 // max in [2^14, 2^15): far from the f16 overflow at 65504 and far above its subnormals (2^-14).
@@ -135,48 +163,16 @@ constexpr int kF16HighExp = 15;
 constexpr int kF16TargetExp = 14;
 constexpr int kMaxScaleExp = 100;              // |log2 scale| bound: keeps 2^-e a normal float
 
-// Bit layouts used by the unit decoders (four bytes per 32-bit word, little-endian).
-constexpr uint32_t kNibbles = 0x0F0F0F0Fu;     // the low nibble of each byte
-constexpr uint32_t kTwoBitFields = 0x03030303u;  // bits 0-1 of each byte
-constexpr uint32_t kLowBits = 0x01010101u;     // bit 0 of each byte
-constexpr uint32_t kByteSigns = 0x80808080u;   // XOR: int8 q -> unsigned q + 128
-constexpr uint32_t kKScale6 = 0x3F3F3F3Fu;     // K-quant 6-bit scale/min in bits 0-5
-constexpr uint32_t kKScaleTop = 0x30303030u;   // bits 4-5 of the upper four K-quant scales/mins
-// Spreads bits 0..3 of a value to bits 0, 8, 16, 24: v * (1 + 2^7 + 2^14 + 2^21) puts bit k at bit 8k
-// (the four shifted copies of a 4-bit value do not overlap, so no carries).
-constexpr uint32_t kSpreadNibbleBits = 0x00204081u;
+// Bit layouts used by the unit decoders: cuda/matmul_dequant.h (kNibbles, kTwoBitFields, ...), shared with
+// the prefill run decoders.
 
 // ---------------------------------------------------------------------------------------------------
 // Device helpers
-
-// "#pragma unroll" for the device passes only: the host compiler warns about it in GEMMA4_HD code.
-#ifdef __CUDA_ARCH__
-#define GEMMA4_UNROLL _Pragma("unroll")
-#else
-#define GEMMA4_UNROLL
-#endif
 
 // The unit decoders and the per-thread steps of the matrix-vector CTA (GemvCta) are host + device code
 // (GEMMA4_HD, as in formats.h): a CTA can be replayed on the host, thread by thread in barrier order,
 // against dequantize_row and cpu::matmul, to debug without a GPU. The intrinsics are device-only, hence
 // the portable host branches.
-
-/// The f16 in the low 16 bits of `bits`, exactly.
-GEMMA4_HD inline float half_bits_to_float(uint32_t bits) {
-#ifdef __CUDA_ARCH__
-    return __half2float(__ushort_as_half(static_cast<unsigned short>(bits & 0xFFFFu)));
-#else
-    return f16_to_f32(static_cast<uint16_t>(bits & 0xFFFFu));
-#endif
-}
-
-GEMMA4_HD inline float float_from_bits(uint32_t bits) {
-#ifdef __CUDA_ARCH__
-    return __uint_as_float(bits);
-#else
-    return std::bit_cast<float>(bits);
-#endif
-}
 
 /// (hi:lo) >> shift, low 32 bits (shift < 32).
 GEMMA4_HD inline uint32_t funnel_shift_right(uint32_t lo, uint32_t hi, uint32_t shift) {
@@ -250,16 +246,6 @@ __device__ __forceinline__ float fma_exact(float a, float b, float c) {
     return r;
 }
 
-/// Byte i of w as a 32-bit value (0..255).
-template <int i>
-GEMMA4_HD inline uint32_t byte_of(uint32_t w) {
-#ifdef __CUDA_ARCH__
-    return __byte_perm(w, 0u, 0x4440u | i);  // result byte 0 = w byte i, bytes 1-3 = zero (byte 4 = 0)
-#else
-    return (w >> (8 * i)) & 0xFFu;
-#endif
-}
-
 __device__ __forceinline__ float warp_sum(float v) {
 GEMMA4_UNROLL
     for (int o = kWarpSize / 2; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
@@ -319,14 +305,12 @@ struct GroupParams {
 };
 
 /// K-quant (Q4_K, Q5_K) scales and mins of sub-blocks 2c and 2c+1, from the header words s0 = scales[0..3],
-/// s1 = scales[4..7], s2 = scales[8..11] (layout in formats.h: unpack_k_scale_min). Sub-blocks 0-3 keep
-/// 6 bits in bytes 0-3 (scales) and 4-7 (mins); 4-7 take their low 4 bits from bytes 8-11 and their top
-/// 2 bits from bits 6-7 of bytes 0-3 / 4-7. All four bytes are unpacked at once, then two are picked.
+/// s1 = scales[4..7], s2 = scales[8..11]: all four bytes of the half are unpacked at once
+/// (k_quant_scale_min_words, matmul_dequant.h), then two are picked.
 GEMMA4_HD inline void k_quant_scale_min(uint32_t s0, uint32_t s1, uint32_t s2, int c, float d, float dmin,
                                                   GroupParams<2>& p) {
-    const bool upper = c >= 2;
-    const uint32_t sc = upper ? (s2 & kNibbles) | ((s0 >> 2) & kKScaleTop) : s0 & kKScale6;
-    const uint32_t mn = upper ? ((s2 >> kNibbleBits) & kNibbles) | ((s1 >> 2) & kKScaleTop) : s1 & kKScale6;
+    uint32_t sc = 0, mn = 0;
+    k_quant_scale_min_words(s0, s1, s2, c >= 2, sc, mn);
     const uint32_t shift = 16u * static_cast<uint32_t>(c & 1);  // bytes 2(c&1), 2(c&1)+1
 GEMMA4_UNROLL
     for (int g = 0; g < 2; ++g) {
@@ -1038,36 +1022,41 @@ GEMMA4_UNROLL
 // ---------------------------------------------------------------------------------------------------
 // Prefill kernels
 
-/// out[r][0..d_in) = f16(dequantized row r) for `rows` rows of `w`. One thread per unit.
-template <class U>
-__global__ void dequant_f16_kernel(const uint8_t* w, size_t row_bytes, int n_blocks, int rows, int d_in, __half* out) {
-    constexpr int kRuns = U::kGroupElems / 4;
-    const int64_t units_per_row = static_cast<int64_t>(n_blocks) * U::kUnitsPerBlock;
-    const int64_t unit = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (unit >= units_per_row * rows) return;
-    const int64_t row = unit / units_per_row;
-    const int in_row = static_cast<int>(unit % units_per_row);
-    const int b = in_row / U::kUnitsPerBlock, j = in_row % U::kUnitsPerBlock;
-    const uint8_t* bp = w + row * row_bytes + static_cast<size_t>(b) * U::kBlockBytes;
-    uint32_t raw[U::kRawWords];
-    U::template load<true>(bp, j, raw);
-    const typename U::Params par = U::template params<true>(bp, j);
-    __half* dst = out + row * d_in + static_cast<int64_t>(b) * U::kBlockElems;
+/// out[r][0..d_in) = f16(dequantized row r) for the rows of `w`, in runs of kRunElems elements
+/// (matmul_dequant.h): run n of the matrix (row n / runs_per_row) goes to out[8n .. 8n+7] as one 16-byte
+/// store. Thread t of CTA c takes runs c * kDequantCtaRuns + t + i * kDequantThreads (i < kDequantRunsPerThread):
+/// a warp's 32 consecutive runs are 512 contiguous output bytes per store, and the bytes of one K-quant
+/// block or a few consecutive small blocks per load. In every CTA but the last all runs exist, and the
+/// code is straight-line: every run's loads can be issued before the first store.
+template <class Block>
+__global__ void __launch_bounds__(kDequantThreads)
+    dequant_f16_kernel(const uint8_t* __restrict__ w, size_t row_bytes, uint32_t runs_per_row, uint32_t n_runs,
+                       __half* __restrict__ out) {
+    using R = DequantRun<Block>;
+    const auto decode = [&](uint32_t run) {
+        const uint32_t row = run / runs_per_row, in_row = run - row * runs_per_row;
+        const uint32_t block = in_row / R::kRunsPerBlock, k = in_row % R::kRunsPerBlock;
+        float v[kRunElems];
+        dequant_run<Block>(w + row * row_bytes + static_cast<size_t>(block) * R::kBlockBytes, static_cast<int>(k), v);
+        // One rounding to f16 each (round to nearest even), as __float2half_rn.
+        const __half2 h[kRunElems / 2] = {__floats2half2_rn(v[0], v[1]), __floats2half2_rn(v[2], v[3]),
+                                          __floats2half2_rn(v[4], v[5]), __floats2half2_rn(v[6], v[7])};
+        static_assert(sizeof(h) == sizeof(uint4), "a run is one 16-byte store");
+        uint4 bits;
+        memcpy(&bits, h, sizeof(bits));
+        return bits;
+    };
+    auto* out_runs = reinterpret_cast<uint4*>(out);  // run n at out + 8n: 16-byte aligned
+    const uint32_t cta_first = blockIdx.x * kDequantCtaRuns;
+    const uint32_t first = cta_first + threadIdx.x;
+    if (cta_first + kDequantCtaRuns <= n_runs) {
+        uint4 packed[kDequantRunsPerThread];
 GEMMA4_UNROLL
-    for (int g = 0; g < U::kGroups; ++g) {
+        for (int i = 0; i < kDequantRunsPerThread; ++i) packed[i] = decode(first + i * kDequantThreads);
 GEMMA4_UNROLL
-        for (int r = 0; r < kRuns; ++r) {
-            const uint32_t q = U::quants(raw, j, g, r);
-            // scale * (u - offset) - min: the product is exact, so this is the dequantizer's one rounding.
-            const auto value = [&](uint32_t u) {
-                return par.scale[g] * static_cast<float>(static_cast<int>(u) - U::kOffset) - par.min[g];
-            };
-            const __half2 lo = __floats2half2_rn(value(byte_of<0>(q)), value(byte_of<1>(q)));
-            const __half2 hi = __floats2half2_rn(value(byte_of<2>(q)), value(q >> 24));
-            auto* d2 = reinterpret_cast<__half2*>(dst + U::group_start(j, g) + 4 * r);
-            d2[0] = lo;
-            d2[1] = hi;
-        }
+        for (int i = 0; i < kDequantRunsPerThread; ++i) out_runs[first + i * kDequantThreads] = packed[i];
+    } else {
+        for (uint32_t run = first; run < n_runs; run += kDequantThreads) out_runs[run] = decode(run);
     }
 }
 
@@ -1086,22 +1075,59 @@ __device__ int f16_scale_exponent(float max_abs) {
     return max(-kMaxScaleExp, min(kMaxScaleExp, ilogbf(max_abs) - kF16TargetExp));
 }
 
-/// x16[t] = f16(x[t] / scales[t]), scales[t] = 2^e_t. One CTA of kConvertThreads per token row.
-__global__ void __launch_bounds__(kConvertThreads) x_to_f16_kernel(const float* x, int d_in, __half* x16, float* scales) {
+/// The row's scale exponent from each thread's partial max |x| (every thread gets it). One barrier.
+__device__ int row_scale_exponent(float m) {
     __shared__ float warp_max[kConvertThreads / kWarpSize];
-    const float* row = x + static_cast<size_t>(blockIdx.x) * d_in;
-    __half* out = x16 + static_cast<size_t>(blockIdx.x) * d_in;
-    float m = 0.0f;
-    for (int i = threadIdx.x; i < d_in; i += blockDim.x) m = fmaxf(m, fabsf(row[i]));
 GEMMA4_UNROLL
     for (int o = kWarpSize / 2; o > 0; o /= 2) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
     if (threadIdx.x % kWarpSize == 0) warp_max[threadIdx.x / kWarpSize] = m;
     __syncthreads();
     m = 0.0f;
     for (int w = 0; w < kConvertThreads / kWarpSize; ++w) m = fmaxf(m, warp_max[w]);
-    const int e = f16_scale_exponent(m);
+    return f16_scale_exponent(m);
+}
+
+/// x16[t] = f16(x[t] / scales[t]), scales[t] = 2^e_t. One CTA of kConvertThreads per token row. Any d_in and
+/// alignment; x_to_f16_vec_kernel is the fast path.
+__global__ void __launch_bounds__(kConvertThreads) x_to_f16_kernel(const float* x, int d_in, __half* x16, float* scales) {
+    const float* row = x + static_cast<size_t>(blockIdx.x) * d_in;
+    __half* out = x16 + static_cast<size_t>(blockIdx.x) * d_in;
+    float m = 0.0f;
+    for (int i = threadIdx.x; i < d_in; i += blockDim.x) m = fmaxf(m, fabsf(row[i]));
+    const int e = row_scale_exponent(m);
     const float inv = ldexpf(1.0f, -e);
     for (int i = threadIdx.x; i < d_in; i += blockDim.x) out[i] = __float2half_rn(row[i] * inv);
+    if (threadIdx.x == 0) scales[blockIdx.x] = ldexpf(1.0f, e);
+}
+
+/// x_to_f16_kernel (same results) for rows of d_in % 4 == 0 floats at 16-byte aligned addresses with
+/// d_in <= 4 * kVecs * kConvertThreads: thread t loads float4 t + i * kConvertThreads (i < kVecs; a warp
+/// reads 512 contiguous bytes per load) all at once, keeps them in registers through the max reduction,
+/// and writes each as 4 halves in one 8-byte store.
+template <int kVecs>
+__global__ void __launch_bounds__(kConvertThreads) x_to_f16_vec_kernel(const float* x, int d_in, __half* x16, float* scales) {
+    const auto* row = reinterpret_cast<const float4*>(x + static_cast<size_t>(blockIdx.x) * d_in);
+    auto* out = reinterpret_cast<uint2*>(x16 + static_cast<size_t>(blockIdx.x) * d_in);
+    const int n_vecs = d_in / 4;
+    float4 v[kVecs];
+    float m = 0.0f;
+GEMMA4_UNROLL
+    for (int i = 0; i < kVecs; ++i) {
+        const int j = static_cast<int>(threadIdx.x) + i * kConvertThreads;
+        v[i] = j < n_vecs ? row[j] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        m = fmaxf(m, fmaxf(fmaxf(fabsf(v[i].x), fabsf(v[i].y)), fmaxf(fabsf(v[i].z), fabsf(v[i].w))));
+    }
+    const int e = row_scale_exponent(m);
+    const float inv = ldexpf(1.0f, -e);
+GEMMA4_UNROLL
+    for (int i = 0; i < kVecs; ++i) {
+        const int j = static_cast<int>(threadIdx.x) + i * kConvertThreads;
+        if (j >= n_vecs) continue;
+        const __half2 h[2] = {__floats2half2_rn(v[i].x * inv, v[i].y * inv), __floats2half2_rn(v[i].z * inv, v[i].w * inv)};
+        uint2 bits;
+        memcpy(&bits, h, sizeof(bits));
+        out[j] = bits;
+    }
     if (threadIdx.x == 0) scales[blockIdx.x] = ldexpf(1.0f, e);
 }
 
@@ -1253,7 +1279,22 @@ XHalf convert_x(const float* x, int n_tokens, int d_in, Context& ctx) {
     auto* base = static_cast<uint8_t*>(ctx.scratch(kScratchSlotX, x16_bytes + static_cast<size_t>(n_tokens) * sizeof(float)));
     auto* x16 = reinterpret_cast<__half*>(base);
     auto* scales = reinterpret_cast<float*>(base + x16_bytes);
-    x_to_f16_kernel<<<n_tokens, kConvertThreads, 0, stream_of(ctx)>>>(x, d_in, x16, scales);
+    const bool vec = d_in % kConvertVecElems == 0 && reinterpret_cast<uintptr_t>(x) % sizeof(float4) == 0;
+    const int vecs_needed = ceil_div(d_in, kConvertVecElems * kConvertThreads);
+    const auto launch = [&](auto kernel) { kernel<<<n_tokens, kConvertThreads, 0, stream_of(ctx)>>>(x, d_in, x16, scales); };
+    if (!vec || vecs_needed > kConvertVecs[std::size(kConvertVecs) - 1]) {
+        launch(x_to_f16_kernel);
+    } else if (vecs_needed <= kConvertVecs[0]) {
+        launch(x_to_f16_vec_kernel<kConvertVecs[0]>);
+    } else if (vecs_needed <= kConvertVecs[1]) {
+        launch(x_to_f16_vec_kernel<kConvertVecs[1]>);
+    } else if (vecs_needed <= kConvertVecs[2]) {
+        launch(x_to_f16_vec_kernel<kConvertVecs[2]>);
+    } else if (vecs_needed <= kConvertVecs[3]) {
+        launch(x_to_f16_vec_kernel<kConvertVecs[3]>);
+    } else {
+        launch(x_to_f16_vec_kernel<kConvertVecs[4]>);
+    }
     GEMMA4_CUDA_CHECK_LAUNCH();
     return {x16, scales};
 }
@@ -1307,11 +1348,12 @@ void gemm_f16(const WeightMatrix& w, const XHalf& xh, int n_tokens, float* y, Co
                 bf16_to_f16_kernel<<<elementwise_blocks(n), kElementwiseThreads, 0, stream_of(ctx)>>>(
                     reinterpret_cast<const uint16_t*>(src), n, w16);
             } else {
-                using U = GemvUnit<Block>;
-                const int n_blocks = d_in / U::kBlockElems;
-                const int64_t units = static_cast<int64_t>(rows) * n_blocks * U::kUnitsPerBlock;
-                const auto grid = static_cast<unsigned>((units + kElementwiseThreads - 1) / kElementwiseThreads);
-                dequant_f16_kernel<U><<<grid, kElementwiseThreads, 0, stream_of(ctx)>>>(src, w.row_bytes, n_blocks, rows, d_in, w16);
+                // Runs per launch: at most kDequantScratchBytes / 16, or one row's d_in / 8 when a row alone
+                // exceeds the scratch size; both fit the kernel's 32-bit run index.
+                const auto runs_per_row = static_cast<uint32_t>(d_in / kRunElems);
+                const auto n_runs = static_cast<uint32_t>(static_cast<int64_t>(rows) * runs_per_row);
+                const auto grid = static_cast<unsigned>(ceil_div(n_runs, kDequantCtaRuns));
+                dequant_f16_kernel<Block><<<grid, kDequantThreads, 0, stream_of(ctx)>>>(src, w.row_bytes, runs_per_row, n_runs, w16);
             }
             GEMMA4_CUDA_CHECK_LAUNCH();
             gemm(w16, o0, rows);
@@ -1344,7 +1386,9 @@ struct TypedOps {
 
 template <class Block>
 void TypedOps<Block>::matmul(const WeightMatrix& w, const float* x, int n_tokens, float* y, Context& ctx) {
-    if (n_tokens <= kMaxDecodeTokens) {
+    if (n_tokens == 1 && !exact_decode_requested() && gemv_q8_supports(w, x)) {
+        gemv_q8(w, nullptr, x, y, ctx);
+    } else if (n_tokens <= kMaxDecodeTokens) {
         gemv_matmul<Block>(w, x, n_tokens, y, ctx);
     } else if constexpr (std::is_same_v<Block, F32>) {
         gemm_f32(w, x, n_tokens, y, ctx);
@@ -1359,7 +1403,9 @@ template <class Block>
 void TypedOps<Block>::gate_up(const WeightMatrix& gate, const WeightMatrix& up, const float* x, int n_tokens, float* scratch,
                               float* out, Context& ctx) {
     const int d_ff = static_cast<int>(gate.d_out);
-    if (n_tokens == 1) {
+    if (n_tokens == 1 && !exact_decode_requested() && gemv_q8_supports(gate, x) && gemv_q8_supports(up, x)) {
+        gemv_q8(gate, &up, x, out, ctx);
+    } else if (n_tokens == 1) {
         launch_gemv<Block, 1, 2>(gate, static_cast<const uint8_t*>(up.data), x, 1, out, ctx);
     } else if (n_tokens <= kMaxDecodeTokens) {
         gemv_matmul<Block>(gate, x, n_tokens, scratch, ctx);

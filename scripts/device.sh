@@ -6,6 +6,11 @@
 #   scripts/device.sh prepare [LAYERS] build and make the synthetic 12B-shape Q4_K_M file (LAYERS: e.g. 6 for the
 #                                     6-layer variant); files stay while the machine is warm
 #   scripts/device.sh bench [LAYERS]  the same (reusing them), greedy tokens CUDA vs CPU, gemma4-bench vs llama-bench
+#   scripts/device.sh kernels         the kernel tests named by KERNEL_TESTS (Catch2 filter) and the kernel
+#                                     benchmarks named by BENCH_FILTER, decode benchmarks also with
+#                                     GEMMA4_EXACT_DECODE=1 (the f32 GEMV) for comparison
+#   scripts/device.sh profile [LAYERS] per-kernel time of decode steps and of one pp512 batch (Nsight Compute,
+#                                     gpu__time_duration per launch, clocks left alone), as tables
 #
 # Needs .devpack/ (../shared/oracle/device-pack.sh .devpack) carried along for `bench`, and .stb/ (stb_image.h and
 # libstb.so copied from this machine's libstb-dev) and .catch2/ (Debian's Catch2 2.13 catch.hpp + Catch.cmake)
@@ -67,6 +72,21 @@ if has_mode test; then
     fi
 fi
 
+if has_mode kernels; then
+    log "kernel tests: ${KERNEL_TESTS:-[cuda]}"
+    ./build-dev/tests/gemma4_kernel_tests "${KERNEL_TESTS:-[cuda]}" > "$OUT/kernel-tests.log" 2>&1
+    table+=("kernel tests ${KERNEL_TESTS:-[cuda]}: $(grep -E 'test cases|All tests passed' "$OUT/kernel-tests.log" | tail -n1)")
+    grep -B2 -A12 -E "FAILED" "$OUT/kernel-tests.log" | head -60
+    log "kernel benchmarks: ${BENCH_FILTER:-cuda_matmul_decode|cuda_geglu_decode}"
+    for exact in 0 ${BENCH_EXACT:+1}; do
+        GEMMA4_EXACT_DECODE=$exact ./build-dev/bench/gemma4-kernel-bench \
+            --benchmark_filter="${BENCH_FILTER:-cuda_matmul_decode|cuda_geglu_decode}" --benchmark_min_time=0.2s \
+            --benchmark_format=console > "$OUT/kernel-bench-exact$exact.txt" 2>&1
+        echo "GEMMA4_EXACT_DECODE=$exact"
+        grep -E "^cuda" "$OUT/kernel-bench-exact$exact.txt" | head -40
+    done
+fi
+
 # The oracle pack (device-pack.sh) is larger than what one call may carry beside the tree, so it may come
 # in parts (.devpack*/; bin/llama-bench.xz split into .partNN files) over consecutive calls on the warm
 # machine; they are merged into /tmp/devpack.
@@ -81,7 +101,7 @@ stage_devpack() {
     source /tmp/devpack/env.sh
 }
 
-if has_mode prepare || has_mode bench; then
+if has_mode prepare || has_mode bench || has_mode profile; then
     stage_devpack
     log "make the 12B-shape Q4_K_M file ${LAYERS:+($LAYERS layers)}"
     /tmp/devpack/make-12b.sh Q4_K_M $LAYERS > "$OUT/make-12b.log" 2>&1 || { tail -20 "$OUT/make-12b.log"; exit 1; }
@@ -115,6 +135,20 @@ if has_mode bench; then
     llama-bench -m "$M" -ngl 99 -fa 1 -p 512 -n 128 -d "$DEPTHS" -r 3 -o json > "$OUT/llama-bench.json" 2> "$OUT/llama-bench.log"
     nvidia-smi --query-gpu=memory.used --format=csv,noheader > "$OUT/gpu-mem.txt" 2>&1
     table+=("$(python3 scripts/bench_table.py "$OUT/gemma4-bench.json" "$OUT/llama-bench.json")")
+fi
+
+if has_mode profile; then
+    # Kernels only (no launch gaps): each launch is timed alone, caches flushed before it (weights come from HBM).
+    for what in "decode:-p 0 -n 4" "prefill:-p 512 -n 0"; do
+        name=${what%%:*}
+        log "ncu: $name"
+        timeout 280 ncu --clock-control none --metrics gpu__time_duration.sum --csv --print-units base \
+            ./build-dev/bench/gemma4-bench -m "$M" --device cuda ${what#*:} -d 0 -r 1 -o json \
+            > "$OUT/ncu-$name.csv" 2> "$OUT/ncu-$name.log"
+        python3 scripts/ncu_summary.py "$OUT/ncu-$name.csv" "$name (gemma4-bench ${what#*:}, warm-up + 1 run)" \
+            > "$OUT/ncu-$name.md" 2>&1
+        head -n 28 "$OUT/ncu-$name.md"
+    done
 fi
 
 log "done"

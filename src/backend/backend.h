@@ -102,6 +102,20 @@ public:
     /// `scratch` holds at least n_tokens * d_ff floats.
     virtual void gate_up_geglu(const WeightMatrix& gate, const WeightMatrix& up, const float* x, int n_tokens,
                                float* scratch, float* out) = 0;
+    /// Fused forms of "h = rms_norm(x) * norm_weight, then products with h" (the layer inputs): for each
+    /// target ys[k] = W_k h (count <= 3, one d_in); norm_gate_up_geglu: out = gate_up_geglu(h). `h` is a
+    /// [n_tokens][d_in] buffer the default (rms_norm into h, then the plain ops) writes; a backend may
+    /// fuse the norm into the products instead and leave h unwritten.
+    virtual void norm_matmuls(const float* x, const float* norm_weight, float eps, int n_tokens, const WeightMatrix* const* ws,
+                              float* const* ys, int count, float* h) {
+        rms_norm(x, norm_weight, n_tokens, static_cast<int>(ws[0]->d_in), eps, h);
+        for (int k = 0; k < count; ++k) matmul(*ws[k], h, n_tokens, ys[k]);
+    }
+    virtual void norm_gate_up_geglu(const float* x, const float* norm_weight, float eps, const WeightMatrix& gate,
+                                    const WeightMatrix& up, int n_tokens, float* scratch, float* out, float* h) {
+        rms_norm(x, norm_weight, n_tokens, static_cast<int>(gate.d_in), eps, h);
+        gate_up_geglu(gate, up, h, n_tokens, scratch, out);
+    }
     /// x[t] = (x[t] + rms_norm(a[t]) * weight) * scale.   x, a: [n_tokens][dim]
     virtual void add_rms_norm(float* x, const float* a, const float* weight, int n_tokens, int dim, float eps,
                               float scale) = 0;

@@ -88,22 +88,19 @@ void Forward::embed_and_layers(const BatchPositions& pos, const ForwardBatch& ba
     for (int l = 0; l < cfg_.n_layers; ++l) {
         const LayerWeights& L = w_.layers[l];
         const AttentionLayer& A = attn_[l];
-        be_.rms_norm(x_, L.attn_norm, n, d, cfg_.rms_eps, h_);
-        be_.matmul(L.wq, h_, n, q_);
-        be_.matmul(L.wk, h_, n, k_);
-        const float* v = k_;  // full layers: V comes from the raw K projection
-        if (L.wv.data) {
-            be_.matmul(L.wv, h_, n, v_);
-            v = v_;
-        }
+        // h = rms_norm(x) * attn_norm; q, k (and v) = W h. Full layers have no V: V is the raw K projection.
+        const WeightMatrix* qkv[] = {&L.wq, &L.wk, &L.wv};
+        float* qkv_out[] = {q_, k_, v_};
+        const bool has_v = L.wv.data != nullptr;
+        be_.norm_matmuls(x_, L.attn_norm, cfg_.rms_eps, n, qkv, qkv_out, has_v ? 3 : 2, h_);
+        const float* v = has_v ? v_ : k_;
         const KvLayerView view = kv_views_[l];
         be_.attention_prepare(q_, k_, v, pos, A, view);
         be_.attention(q_, pos, A, view, attn_out_);
         be_.matmul(L.wo, attn_out_, n, h_);
         be_.add_rms_norm(x_, h_, L.post_attn_norm, n, d, cfg_.rms_eps, 1.0f);
 
-        be_.rms_norm(x_, L.ffn_norm, n, d, cfg_.rms_eps, h_);
-        be_.gate_up_geglu(L.gate, L.up, h_, n, ff_scratch_, ff_);
+        be_.norm_gate_up_geglu(x_, L.ffn_norm, cfg_.rms_eps, L.gate, L.up, n, ff_scratch_, ff_, h_);
         be_.matmul(L.down, ff_, n, h_);
         be_.add_rms_norm(x_, h_, L.post_ffw_norm, n, d, cfg_.rms_eps, L.output_scale);
     }

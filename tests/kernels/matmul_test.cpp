@@ -19,6 +19,14 @@
 //   kNmseMinElements outputs: for a handful, one dot product that cancels to near zero dominates the
 //   ratio (its error is bounded per element above, its NMSE is not meaningful).
 //
+// - One token of Q4_0, Q8_0, Q4_K, Q6_K (cuda/gemv_q8.cu, unless GEMMA4_EXACT_DECODE=1): x is rounded to a
+//   16-bit integer on a per-32-block scale first, x_i -> dx_b v_i with |x_i - dx_b v_i| <= dx_b / 2 (dx_b =
+//   max |x| / 32639 over the block; plus one f32 rounding of x_i * (1 / dx_b), 2^-22 |x_i| covers it). So the
+//   result differs from the f32 product by at most sum_i |w_i| (dx_b(i) / 2 + 2^-22 |x_i|), added to the f32
+//   term above; NMSE kQ8Nmse (uniform rounding of x: relative std ~ (dx / sqrt 12) / rms x ~ 1.5e-5 for
+//   uniform x, NMSE ~2e-10; the bound leaves room for outlier-heavy blocks).
+//   "cuda gemv_q8 equals a host emulation ..." checks the kernel against that rounding done on the host:
+//   f32-only differences (kDecodeTol as above, relative to S computed with the rounded x).
 // Tags: the exhaustive edge sweep and the 12B shapes are [slow] (ctest runs them; scripts/device.sh keeps
 // them out of the compute-sanitizer runs, which take [cuda]~[slow]).
 // - GeGLU: out = gelu(g) * u with |gelu'| <= 1.13, so tol_out = 1.13 tol_g (|u| + tol_u) + |gelu(g)| tol_u
@@ -55,6 +63,8 @@ constexpr double kPrefillTol = 2.5 * 0x1p-11;   // relative to A
 constexpr double kF16Spacing = 0x1p-24;         // f16 subnormal step
 constexpr double kDecodeNmse = 1e-11;
 constexpr double kPrefillNmse = 1e-6;
+constexpr double kQ8Nmse = 1e-8;
+constexpr double kQ8RoundSlack = 0x1p-22;       // the f32 rounding of x * (1 / dx) before rint
 constexpr double kGeluSlope = 1.13;             // max |d/dz gelu_tanh(z)|
 constexpr double kTanhRel = 1e-6;
 constexpr double kF16Unscaled = 0x1p15;         // x rows with max |x| below this go to f16 unscaled
@@ -63,6 +73,31 @@ constexpr size_t kNmseMinElements = 256;
 const GgmlType kAllTypes[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16, GgmlType::Q4_0, GgmlType::Q4_1,
                               GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0, GgmlType::Q2_K, GgmlType::Q3_K,
                               GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K};
+
+/// Mirrors cuda::matmul's dispatch: one token of these types goes through cuda/gemv_q8.cu.
+bool q8_path(GgmlType type, int n_tokens) {
+    const bool q8_type = type == GgmlType::Q4_0 || type == GgmlType::Q8_0 || type == GgmlType::Q4_K || type == GgmlType::Q6_K;
+    return n_tokens == 1 && q8_type && !cuda::exact_decode_requested();
+}
+
+/// x as cuda/gemv_q8.cu rounds it (same f32 operations): dx = max |x| / 32639 per 32-block,
+/// v = rint(x * (1 / dx)). Returns dx * v per element; half_step[i] = dx / 2 of element i's block.
+std::vector<double> q8_round(const float* x, int64_t d_in, std::vector<double>* half_step = nullptr) {
+    std::vector<double> out(static_cast<size_t>(d_in));
+    if (half_step) half_step->assign(static_cast<size_t>(d_in), 0.0);
+    for (int64_t b = 0; b < d_in; b += 32) {
+        float amax = 0.0f;
+        for (int64_t i = b; i < std::min(d_in, b + 32); ++i) amax = std::max(amax, std::abs(x[i]));
+        const float d = amax / 32639.0f;
+        const float inv = d > 0.0f ? 1.0f / d : 0.0f;
+        for (int64_t i = b; i < std::min(d_in, b + 32); ++i) {
+            const float q = std::nearbyint(x[i] * inv);
+            out[i] = static_cast<double>(d) * q;  // exact in double (24 + 15 bits)
+            if (half_step) (*half_step)[i] = 0.5 * d;
+        }
+    }
+    return out;
+}
 
 cpu::ThreadPool& pool() {
     static cpu::ThreadPool p(0);
@@ -152,6 +187,9 @@ std::vector<double> matmul_tolerance(const HostMatrix& w, const std::vector<floa
             max_abs_x[t] = std::max(max_abs_x[t], v);
         }
     }
+    const bool q8 = q8_path(w.type, n_tokens);
+    std::vector<double> half_step;
+    if (q8) q8_round(x.data(), d_in, &half_step);
     std::vector<double> tol(static_cast<size_t>(n_tokens) * d_out);
     pool().parallel_for(d_out, [&](int64_t begin, int64_t end) {
         std::vector<float> row(d_in);
@@ -168,6 +206,11 @@ std::vector<double> matmul_tolerance(const HostMatrix& w, const std::vector<floa
                 for (int64_t i = 0; i < d_in; ++i) a += std::abs(double(row[i])) * std::abs(double(xt[i]));
                 const double s = a + w_max * sum_abs_x[t];
                 double v = kDecodeTol * std::sqrt(double(d_in)) * s + 1e-30;
+                if (q8) {
+                    for (int64_t i = 0; i < d_in; ++i) {
+                        v += std::abs(double(row[i])) * (half_step[i] + kQ8RoundSlack * std::abs(double(xt[i])));
+                    }
+                }
                 if (!f32_path) {
                     const double x_scale = std::max(1.0, max_abs_x[t] / kF16Unscaled * 2);
                     v += kPrefillTol * a + kF16Spacing * (sum_abs_x[t] + w_sum * x_scale);
@@ -219,7 +262,8 @@ void check_matmul(const DeviceMatrix& w, const std::vector<float>& x, int n_toke
     dy.poison();
     cuda::matmul(w.view(), dx.get(), n_tokens, dy.get(), cuda_context());
     const bool f32_path = n_tokens <= kMaxDecodeTokens || h.type == GgmlType::F32;
-    check_elements(dy.download(), want, matmul_tolerance(h, x, n_tokens), f32_path ? kDecodeNmse : kPrefillNmse);
+    const double nmse = q8_path(h.type, n_tokens) ? kQ8Nmse : f32_path ? kDecodeNmse : kPrefillNmse;
+    check_elements(dy.download(), want, matmul_tolerance(h, x, n_tokens), nmse);
 }
 
 /// cuda::gate_up_geglu vs cpu::geglu(cpu::matmul(gate), cpu::matmul(up)).
@@ -243,7 +287,8 @@ void check_geglu(const DeviceMatrix& gate, const DeviceMatrix& up, const std::ve
                  kTanhRel * std::abs(double(want[i]));
     }
     const bool f32_path = n_tokens <= kMaxDecodeTokens || (hg.type == GgmlType::F32 && hu.type == GgmlType::F32);
-    check_elements(dout.download(), want, tol, 2 * (f32_path ? kDecodeNmse : kPrefillNmse));
+    const bool q8 = q8_path(hg.type, n_tokens) || q8_path(hu.type, n_tokens);
+    check_elements(dout.download(), want, tol, 2 * (q8 ? kQ8Nmse : f32_path ? kDecodeNmse : kPrefillNmse));
 }
 
 uint64_t seed_of(GgmlType type, int64_t d_in, int64_t d_out) {
@@ -406,6 +451,110 @@ TEST_CASE("cuda gate_up_geglu matches the CPU at the Gemma 4 12B FFN shape", "[k
         }
     }
 }
+
+/// Row products of m with x rounded as cuda/gemv_q8.cu rounds it, in double: y[o], and the f32 error scale
+/// S[o] = sum_i (|w_oi| + max_i |w_oi|) |xr_i| (as in matmul_tolerance).
+void q8_reference(const HostMatrix& m, const std::vector<double>& xr, std::vector<double>& y, std::vector<double>& s) {
+    y.assign(static_cast<size_t>(m.d_out), 0.0);
+    s.assign(static_cast<size_t>(m.d_out), 0.0);
+    pool().parallel_for(m.d_out, [&](int64_t begin, int64_t end) {
+        std::vector<float> row(static_cast<size_t>(m.d_in));
+        for (int64_t o = begin; o < end; ++o) {
+            dequantize_row(m.type, m.bytes.data() + o * m.row_bytes, row.data(), m.d_in);
+            double acc = 0, a = 0, w_max = 0, x_sum = 0;
+            for (int64_t i = 0; i < m.d_in; ++i) {
+                acc += double(row[i]) * xr[i];
+                a += std::abs(double(row[i])) * std::abs(xr[i]);
+                w_max = std::max(w_max, std::abs(double(row[i])));
+                x_sum += std::abs(xr[i]);
+            }
+            y[o] = acc;
+            s[o] = a + w_max * x_sum;
+        }
+    });
+}
+
+/// cuda::gemv_q8 (y = W x, or gelu(W_gate x) * (W_up x)) vs q8_reference: only f32 rounding may differ.
+void check_q8_emulation(const DeviceMatrix& w, const DeviceMatrix* up, const std::vector<float>& x) {
+    const HostMatrix& h = w.host;
+    const std::vector<double> xr = q8_round(x.data(), h.d_in);
+    std::vector<double> g, sg, u, su;
+    q8_reference(h, xr, g, sg);
+    const double f32_tol = kDecodeTol * std::sqrt(double(h.d_in));
+    std::vector<float> want(static_cast<size_t>(h.d_out));
+    std::vector<double> tol(want.size());
+    if (up) {
+        q8_reference(up->host, xr, u, su);
+        for (size_t o = 0; o < want.size(); ++o) {
+            const double tg = f32_tol * sg[o] + 1e-30, tu = f32_tol * su[o] + 1e-30;
+            const float out = gelu_tanh(static_cast<float>(g[o])) * static_cast<float>(u[o]);
+            want[o] = out;
+            tol[o] = kGeluSlope * tg * (std::abs(u[o]) + tu) + std::abs(double(gelu_tanh(static_cast<float>(g[o])))) * tu +
+                     kTanhRel * std::abs(double(out)) + 1e-30;
+        }
+    } else {
+        for (size_t o = 0; o < want.size(); ++o) {
+            want[o] = static_cast<float>(g[o]);
+            tol[o] = f32_tol * sg[o] + 1e-30;
+        }
+    }
+    DeviceBuffer<float> dx(x), dy(want.size());
+    dy.poison();
+    const WeightMatrix up_view = up ? up->view() : WeightMatrix{};
+    cuda::gemv_q8(w.view(), up ? &up_view : nullptr, dx.get(), dy.get(), cuda_context());
+    check_elements(dy.download(), want, tol, 2 * kDecodeNmse);
+}
+
+const GgmlType kQ8Types[] = {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K};
+
+TEST_CASE("cuda gemv_q8 equals a host emulation of its 8-bit x at edge sizes", "[kernel][cuda]") {
+    GEMMA4_REQUIRE_CUDA();
+    // d_in: one block; a chunk (32 pieces: 8 K-quant blocks, 32 Q8_0/Q4_0 blocks) plus a partial one;
+    // d_out: 1, 31, 33 and 700 (more rows than warps in flight: each warp streams several rows).
+    for (GgmlType type : kQ8Types) {
+        const int64_t be = block_elems(type);
+        const int64_t chunk = be == 256 ? 8 : 32;
+        for (int64_t d_in : {be, (chunk + 3) * be, (2 * chunk) * be}) {
+            for (int64_t d_out : {1, 31, 33, 700}) {
+                const uint64_t seed = seed_of(type, d_in, d_out) + 17;
+                CAPTURE(ggml_type_info(type).name, d_in, d_out, seed);
+                const HostMatrix hg = random_matrix(type, d_in, d_out, seed), hu = random_matrix(type, d_in, d_out, seed + 1);
+                const DeviceMatrix gate(hg), upm(hu);
+                auto x = random_floats(static_cast<size_t>(d_in), seed + 2);
+                x[0] = 0.0f;  // a zero, and an all-zero 32-block (dx = 0) when d_in allows
+                if (d_in >= 64) std::fill(x.begin() + 32, x.begin() + 64, 0.0f);
+                check_q8_emulation(gate, nullptr, x);
+                check_q8_emulation(gate, &upm, x);
+            }
+        }
+    }
+}
+
+TEST_CASE("cuda gemv_q8 equals a host emulation of its 8-bit x at the Gemma 4 12B shapes", "[kernel][cuda][slow]") {
+    GEMMA4_REQUIRE_CUDA();
+    for (GgmlType type : {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q8_0}) {
+        for (const Shape& s : kShapes12B) {
+            const uint64_t seed = seed_of(type, s.d_in, s.d_out) + 19;
+            CAPTURE(ggml_type_info(type).name, s.name, seed);
+            const HostMatrix h = random_matrix(type, s.d_in, s.d_out, seed);
+            const DeviceMatrix w(h);
+            // Gemma-like activations: mostly small, a few large outliers per row.
+            auto x = random_floats(static_cast<size_t>(s.d_in), seed + 1);
+            for (size_t i = 0; i < x.size(); i += 97) x[i] *= 40.0f;
+            check_q8_emulation(w, nullptr, x);
+            if (std::string(s.name) == "ffn_gate_up") {
+                const HostMatrix hu = random_matrix(type, s.d_in, s.d_out, seed + 2);
+                const DeviceMatrix up(hu);
+                check_q8_emulation(w, &up, x);
+            }
+        }
+    }
+    const HostMatrix lm = random_matrix(GgmlType::Q6_K, 3840, 262144, 23);
+    const DeviceMatrix w(lm);
+    check_q8_emulation(w, nullptr, random_floats(3840, 24));
+}
+
+
 
 TEST_CASE("cuda matmul rejects bad shapes and unsupported types", "[kernel][cuda]") {
     GEMMA4_REQUIRE_CUDA();

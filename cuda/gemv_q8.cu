@@ -1,0 +1,596 @@
+// One-token decode matrix-vector products with 8-bit activations and integer dot products: cuda::gemv_q8.
+//
+// Math. y[o] = sum_i W[o][i] x[i] for ONE token, W as stored in the GGUF (Q4_K, Q6_K, Q8_0 or Q4_0 blocks),
+// with x rounded to a 16-bit integer per element on a per-32-block scale:
+//     dx_b = max_i |x_i| / 32639 over block b,   v_i = rint(x_i * (1 / dx_b)) in [-32639, 32639]
+//     (dx_b = 0 gives v = 0), then split into two int8 planes: v = 256 hi + lo, hi = (v + 128) >> 8 in
+//     [-127, 127], lo in [-128, 127]
+// so that a weight group with scale s and min m (w = s * u - m, u the unsigned quant) contributes
+//     sum_i w_i x_i ~= s * dx_b * (256 sum_i u_i hi_i + sum_i u_i lo_i)  -  m * dx_b * sum_i v_i
+// where both sums are exact in 32-bit integers, four products per dp4a instruction. The only rounding
+// beyond f32 accumulation is that of x, |x_i - dx_b v_i| <= dx_b / 2 = max|x| / 65278: ~1e-5 relative,
+// below the f16 rounding of the prefill path (llama.cpp rounds decode activations to 8 bits, ~100x
+// coarser; the 8-bit version of this kernel moved our CUDA logits ~1e-2 from the CPU backend's).
+// tests/kernels/matmul_test.cpp checks the kernel against a host emulation of this rounding and the
+// size of the error against the f32 CPU reference. The f32 decode kernel of cuda/matmul_quant.cu stays
+// available (GEMMA4_EXACT_DECODE=1, and for other types); prefill never uses this file.
+//
+// Why. The f32 kernel spends ~3 instructions per weight (decode, convert, FMA); at the HBM rate that is
+// over half of the SM issue slots, and it reached 40-55 % of the bandwidth. Here a weight costs ~3/4
+// instruction (a quarter of a byte mask and half a dp4a per plane), leaving the loads in charge.
+//
+// Geometry (persistent CTAs of W = 2..8 warps). Each CTA first copies x into shared memory as the two
+// int8 planes plus, per 32-block, dx (f32) and, per 16 elements, the integer sum of v (for the mins and
+// the Q6_K/Q4_0 offsets). Each warp then streams whole rows: rows warp_id, warp_id + total_warps, ...;
+// a row is cut into chunks of 32 "pieces", one per lane (a piece: 64 weights of a Q4_K or Q6_K block,
+// a whole Q8_0 or Q4_0 block). A chunk's weight bytes (contiguous in the row) are copied by the warp into
+// its own shared-memory slot with 16-byte cp.async from the 16-byte aligned address at or below the
+// segment (any block size and alignment works; Q6_K blocks are 210 bytes, Q8_0 34), several chunks ahead
+// (kStages): the pipeline runs across row boundaries, so a warp keeps ~3 chunks (2-5 KiB) in flight at
+// all times. Only __syncwarp inside the loop; the x copy is the one CTA-wide barrier, and the first
+// weight chunks are already in flight while it runs. A row's sum is a warp reduction, written by lane 0.
+// The fused gate/up (M = 2) streams a gate row and an up row together and writes gelu(g) * u.
+//
+// Shared-memory layout: [hi plane][lo plane] (each d_in int8 with 16 bytes of padding every 2^kXPadShift
+// bytes so that the lanes of a 16-byte load phase hit distinct banks)[dx: n_xblocks f32][sums: 2 n_xblocks int32]
+// [warp 0: stage 0: M slots, stage 1 ...][warp 1 ...]. A slot holds a chunk's bytes at their address
+// modulo 16, plus 16 bytes so that the aligned 4-byte reads of 2-byte aligned fields may overrun.
+//
+// Constraints (gemv_q8_supports): d_in a multiple of 256 for K-quants and 32 otherwise, row_bytes as
+// ggml's, W and x 16-byte aligned; x finite.
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+
+#include "cuda/common.cuh"
+#include "cuda/ops.h"
+#include "model/activations.h"
+#include "quant/types.h"
+
+namespace gemma4::cuda {
+namespace {
+
+constexpr int kXBlock = 32;             // x elements per quantization block (one dx)
+constexpr int kXHalf = 16;              // elements per integer sum
+constexpr int kMaxWarps = 8;            // per CTA
+constexpr int kChunkPieces = kWarpSize; // one piece per lane per chunk
+constexpr int kSlotSlack = 16;          // a slot holds (address mod 16) + chunk bytes + overrun room
+constexpr float kVMax = 32639.0f;       // largest |v|: 127 * 256 + 127, so hi = (v + 128) >> 8 stays in int8
+constexpr int kHiShift = 8;             // v = hi << 8 + lo
+constexpr uint32_t kNibbles = 0x0F0F0F0Fu;
+constexpr uint32_t kQ6High = 0x30303030u;  // bits 4-5 of each byte: the top two bits of a 6-bit quant
+constexpr int kQ6Offset = 32;             // Q6_K: w = d * sc * (q - 32)
+constexpr int kQ4Offset = 8;              // Q4_0: w = d * (q - 8)
+constexpr int kMaxDevices = 16;
+
+__device__ __forceinline__ float half_at(const uint8_t* p) {
+    return __half2float(__ushort_as_half(*reinterpret_cast<const unsigned short*>(p)));
+}
+
+/// N consecutive 32-bit words from a 2-byte aligned shared-memory address: aligned reads and funnel shifts.
+/// Reads up to 4 bytes past the range (slots have room).
+template <int N>
+__device__ __forceinline__ void words_at(const uint8_t* p, uint32_t (&w)[N]) {
+    const auto addr = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(p));
+    const uint32_t lead = addr & 3u;
+    const auto* base = reinterpret_cast<const uint32_t*>(p - lead);
+    uint32_t a[N + 1];
+#pragma unroll
+    for (int i = 0; i <= N; ++i) a[i] = base[i];
+#pragma unroll
+    for (int i = 0; i < N; ++i) w[i] = __funnelshift_r(a[i], a[i + 1], 8 * lead);
+}
+
+/// 16 elements of x: four words of each plane.
+struct X16 {
+    int4 hi, lo;
+};
+
+/// The rounded x in shared memory.
+struct XShared {
+    const uint8_t* hi;  // int8 planes, padded (see x_offset)
+    const uint8_t* lo;
+    const float* d;     // per 32-block
+    const int* sums;    // sum of v per 16 elements
+    int pad_shift;
+
+    __device__ __forceinline__ X16 load16(int elem) const {  // elements [elem, elem + 16), elem a multiple of 16
+        const int off = elem + 16 * (elem >> pad_shift);
+        return {*reinterpret_cast<const int4*>(hi + off), *reinterpret_cast<const int4*>(lo + off)};
+    }
+};
+
+/// acc += the dot product of the four bytes of w (signed or unsigned < 128) with 4 elements of x, per plane.
+struct Dot {
+    int hi = 0, lo = 0;
+    __device__ __forceinline__ void add(uint32_t w, int x_hi, int x_lo) {
+        hi = __dp4a(static_cast<int>(w), x_hi, hi);
+        lo = __dp4a(static_cast<int>(w), x_lo, lo);
+    }
+    /// Four words of weights (16 bytes) with the 16 elements of x.
+    __device__ __forceinline__ void add4(uint32_t w0, uint32_t w1, uint32_t w2, uint32_t w3, const X16& x) {
+        add(w0, x.hi.x, x.lo.x);
+        add(w1, x.hi.y, x.lo.y);
+        add(w2, x.hi.z, x.lo.z);
+        add(w3, x.hi.w, x.lo.w);
+    }
+    /// 256 hi + lo: |result| <= 32 * 255 * 32639 < 2^31 for the 16- and 32-element groups used here.
+    __device__ __forceinline__ int value() const { return (hi << kHiShift) + lo; }
+};
+
+__host__ __device__ constexpr int x_offset(int elem, int pad_shift) { return elem + 16 * (elem >> pad_shift); }
+
+// ---------------------------------------------------------------------------------------------------
+// Piece decoders: Dec::piece(block in shared memory, piece j, first x block of this weight block, x)
+
+/// Q4_K: d, dmin (f16), 12 bytes of 6-bit scales/mins, qs[128]. Piece j < 4 = qs[32j .. 32j + 32): low
+/// nibbles are sub-block 2j (elements 64j + l), high nibbles sub-block 2j + 1 (64j + 32 + l).
+struct Q4KDec {
+    static constexpr int kBlockBytes = 144, kBlockElems = 256, kPieces = 4, kXPadShift = 6;
+    // 144 = 9 x 16: every block of a 16-byte aligned matrix is 16-byte aligned (read as uint4).
+    __device__ static float piece(const uint8_t* b, int j, int xb0, const XShared& x) {
+        const uint4 h = *reinterpret_cast<const uint4*>(b);
+        const uint4 qa = *reinterpret_cast<const uint4*>(b + 16 + 32 * j);
+        const uint4 qb = *reinterpret_cast<const uint4*>(b + 32 + 32 * j);
+        const int xlo = xb0 + 2 * j, xhi = xlo + 1;
+        Dot dl, dh;
+        dl.add4(qa.x & kNibbles, qa.y & kNibbles, qa.z & kNibbles, qa.w & kNibbles, x.load16(xlo * kXBlock));
+        dl.add4(qb.x & kNibbles, qb.y & kNibbles, qb.z & kNibbles, qb.w & kNibbles, x.load16(xlo * kXBlock + 16));
+        dh.add4((qa.x >> 4) & kNibbles, (qa.y >> 4) & kNibbles, (qa.z >> 4) & kNibbles, (qa.w >> 4) & kNibbles,
+                x.load16(xhi * kXBlock));
+        dh.add4((qb.x >> 4) & kNibbles, (qb.y >> 4) & kNibbles, (qb.z >> 4) & kNibbles, (qb.w >> 4) & kNibbles,
+                x.load16(xhi * kXBlock + 16));
+        // 6-bit scale and min of sub-blocks 2j, 2j + 1 (ggml's get_scale_min_k4). Scale bytes 0-3 are h.y,
+        // 4-7 h.z, 8-11 h.w. Sub-block s < 4: sc = byte s & 63, m = byte s+4 & 63; s >= 4: sc = low nibble of
+        // byte s+4 | (top 2 bits of byte s-4) << 4, m = high nibble of byte s+4 | (top 2 bits of byte s) << 4.
+        const uint32_t sh = 16u * static_cast<uint32_t>(j & 1);  // byte 2j or 2j - 4 of its word
+        uint32_t sc0, sc1, m0, m1;
+        if (j < 2) {
+            const uint32_t sc = h.y >> sh, m = h.z >> sh;
+            sc0 = sc & 63;
+            sc1 = (sc >> 8) & 63;
+            m0 = m & 63;
+            m1 = (m >> 8) & 63;
+        } else {
+            const uint32_t low = h.w >> sh, top_sc = h.y >> sh, top_m = h.z >> sh;
+            sc0 = (low & 0xF) | ((top_sc >> 6) & 3) << 4;
+            sc1 = ((low >> 8) & 0xF) | ((top_sc >> 14) & 3) << 4;
+            m0 = ((low >> 4) & 0xF) | ((top_m >> 6) & 3) << 4;
+            m1 = ((low >> 12) & 0xF) | ((top_m >> 14) & 3) << 4;
+        }
+        const float d = __half2float(__ushort_as_half(static_cast<unsigned short>(h.x & 0xFFFFu)));
+        const float dmin = __half2float(__ushort_as_half(static_cast<unsigned short>(h.x >> 16)));
+        const float dx0 = x.d[xlo], dx1 = x.d[xhi];
+        const float s0 = static_cast<float>(x.sums[2 * xlo] + x.sums[2 * xlo + 1]);
+        const float s1 = static_cast<float>(x.sums[2 * xhi] + x.sums[2 * xhi + 1]);
+        return d * (dx0 * static_cast<float>(sc0) * static_cast<float>(dl.value()) +
+                    dx1 * static_cast<float>(sc1) * static_cast<float>(dh.value())) -
+               dmin * (dx0 * static_cast<float>(m0) * s0 + dx1 * static_cast<float>(m1) * s1);
+    }
+};
+
+/// Q6_K: ql[128], qh[64], int8 scales[16], d (f16). Half hf < 2 holds elements 128 hf + 32 k + l (k < 4,
+/// l < 32): low 4 bits from ql[64 hf + 32 (k & 1) + l] (low nibble for k < 2, high for k >= 2), top 2 bits
+/// from bits 2k..2k+1 of qh[32 hf + l]; scale scales[8 hf + 2k + l / 16]; w = d * scale * (q - 32). Piece
+/// j < 4: hf = j / 2 and the l-half lh = j % 2 (l in [16 lh, 16 lh + 16)), all four k: 64 weights.
+struct Q6KDec {
+    static constexpr int kBlockBytes = 210, kBlockElems = 256, kPieces = 4, kXPadShift = 6;
+    __device__ static float piece(const uint8_t* b, int j, int xb0, const XShared& x) {
+        const int hf = j >> 1, lh = j & 1;
+        uint32_t ql0[4], ql1[4], qh[4];
+        words_at(b + 64 * hf + 16 * lh, ql0);
+        words_at(b + 64 * hf + 32 + 16 * lh, ql1);
+        words_at(b + 128 + 32 * hf + 16 * lh, qh);
+        const auto* scales = reinterpret_cast<const int8_t*>(b + 192 + 8 * hf + lh);
+        float sum = 0.0f;
+#pragma unroll
+        for (int k = 0; k < 4; ++k) {
+            const int xb = xb0 + 4 * hf + k;
+            uint32_t q[4];
+#pragma unroll
+            for (int w = 0; w < 4; ++w) {
+                const uint32_t l = (k & 1) ? ql1[w] : ql0[w];
+                const uint32_t lo = (k < 2 ? l : l >> 4) & kNibbles;
+                const uint32_t hi = (k < 2 ? qh[w] << (4 - 2 * k) : qh[w] >> (2 * k - 4)) & kQ6High;
+                q[w] = lo | hi;
+            }
+            Dot dot;
+            dot.add4(q[0], q[1], q[2], q[3], x.load16(xb * kXBlock + 16 * lh));
+            const int centered = dot.value() - kQ6Offset * x.sums[2 * xb + lh];
+            sum += x.d[xb] * static_cast<float>(scales[2 * k]) * static_cast<float>(centered);
+        }
+        return half_at(b + 208) * sum;
+    }
+};
+
+/// Q8_0: d (f16), 32 int8 quants; one piece per block.
+struct Q80Dec {
+    static constexpr int kBlockBytes = 34, kBlockElems = 32, kPieces = 1, kXPadShift = 7;
+    __device__ static float piece(const uint8_t* b, int, int xb0, const XShared& x) {
+        uint32_t q[8];
+        words_at(b + 2, q);
+        Dot dot;
+        dot.add4(q[0], q[1], q[2], q[3], x.load16(xb0 * kXBlock));
+        dot.add4(q[4], q[5], q[6], q[7], x.load16(xb0 * kXBlock + 16));
+        return half_at(b) * x.d[xb0] * static_cast<float>(dot.value());
+    }
+};
+
+/// Q4_0: d (f16), qs[16]: element l < 16 is the low nibble of qs[l], element 16 + l the high nibble; w = d (q - 8).
+struct Q40Dec {
+    static constexpr int kBlockBytes = 18, kBlockElems = 32, kPieces = 1, kXPadShift = 7;
+    __device__ static float piece(const uint8_t* b, int, int xb0, const XShared& x) {
+        uint32_t q[4];
+        words_at(b + 2, q);
+        Dot dot;
+        dot.add4(q[0] & kNibbles, q[1] & kNibbles, q[2] & kNibbles, q[3] & kNibbles, x.load16(xb0 * kXBlock));
+        dot.add4((q[0] >> 4) & kNibbles, (q[1] >> 4) & kNibbles, (q[2] >> 4) & kNibbles, (q[3] >> 4) & kNibbles,
+                 x.load16(xb0 * kXBlock + 16));
+        const int s = x.sums[2 * xb0] + x.sums[2 * xb0 + 1];
+        return half_at(b) * x.d[xb0] * static_cast<float>(dot.value() - kQ4Offset * s);
+    }
+};
+
+// ---------------------------------------------------------------------------------------------------
+// The kernel
+
+template <class Dec>
+struct Geometry {
+    static constexpr int kChunkBlocks = kChunkPieces / Dec::kPieces;
+    static constexpr int kChunkBytes = kChunkBlocks * Dec::kBlockBytes;
+    static constexpr int kSlotBytes = (kChunkBytes + 15 + kSlotSlack + 15) / 16 * 16;
+    static_assert(kChunkBlocks * Dec::kPieces == kChunkPieces, "a chunk is whole blocks");
+};
+
+/// Pipeline depth (chunks per warp in flight + the one being computed): fewer for the two-matrix kernel,
+/// whose stages are twice as large.
+template <int M>
+inline constexpr int kStagesFor = M == 1 ? 4 : 3;
+
+constexpr int kMaxMatrices = 3;  // one launch: up to three matrices with the same x, type and d_in (Q, K, V)
+
+/// Rows [row_begin[k], row_begin[k + 1]) of the launch are the rows of matrix k (M = 1); M = 2: one matrix
+/// pair, w[0] gate and w[1] up, out[0] = gelu(gate x) * (up x).
+struct GemvQ8Args {
+    const uint8_t* w[kMaxMatrices];
+    float* y[kMaxMatrices];
+    int row_begin[kMaxMatrices + 1];
+    const float* x;        // [d_in]
+    const float* norm_w;   // RMSNorm weight applied to x first, or null
+    float eps;
+    size_t row_bytes;
+    int d_in;
+    int d_out;             // total rows
+    int n_blocks;          // weight blocks per row
+    int n_chunks;          // chunks per row
+};
+
+/// The matrix of launch row r (M = 1).
+__device__ __forceinline__ int matrix_of(const GemvQ8Args& a, int r) { return (r >= a.row_begin[1]) + (r >= a.row_begin[2]); }
+/// v[k] for a run-time k < kMaxMatrices + 1, by selects: indexing a kernel parameter array with a
+/// run-time index would copy it to local memory.
+template <class T, size_t N>
+__device__ __forceinline__ T pick(const T (&v)[N], int k) {
+    T r = v[0];
+#pragma unroll
+    for (int i = 1; i < static_cast<int>(N); ++i) r = k == i ? v[i] : r;
+    return r;
+}
+
+/// Bytes of one padded x plane (a multiple of 16), and of all of x in shared memory.
+__host__ __device__ constexpr int x_plane_bytes(int d_in, int pad_shift) { return (x_offset(d_in, pad_shift) + 15) / 16 * 16; }
+__host__ __device__ constexpr int x_smem_bytes(int d_in, int pad_shift) {  // a multiple of 16: the slots follow
+    return (2 * x_plane_bytes(d_in, pad_shift) + (d_in / kXBlock) * 4 + (d_in / kXHalf) * 4 + 15) / 16 * 16;
+}
+
+/// x -> the hi and lo planes, dx per 32-block, integer sums of v per 16, in shared memory. With norm_w, x is
+/// first RMS-normalized as cuda::rms_norm does: x_i * (1 / sqrt(mean(x^2) + eps)) * norm_w_i (f32; the sum
+/// of squares in another order). Each thread takes 4 consecutive elements (one float4) per step, 8
+/// consecutive threads one 32-block; a thread's loads for up to kXBatch steps are issued before any is used.
+constexpr int kXBatch = 8;
+__device__ float rms_inverse(const float4* x4, int n4, int d_in, float eps, float* red) {
+    float ss = 0.0f;
+    for (int base = 0; base < n4; base += kXBatch * static_cast<int>(blockDim.x)) {
+        float4 v[kXBatch];
+#pragma unroll
+        for (int r = 0; r < kXBatch; ++r) {
+            const int i = base + r * static_cast<int>(blockDim.x) + static_cast<int>(threadIdx.x);
+            v[r] = i < n4 ? x4[i] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        }
+#pragma unroll
+        for (int r = 0; r < kXBatch; ++r) ss += v[r].x * v[r].x + v[r].y * v[r].y + v[r].z * v[r].z + v[r].w * v[r].w;
+    }
+#pragma unroll
+    for (int o = kWarpSize / 2; o > 0; o /= 2) ss += __shfl_xor_sync(0xffffffffu, ss, o);
+    if (threadIdx.x % kWarpSize == 0) red[threadIdx.x / kWarpSize] = ss;
+    __syncthreads();
+    float total = 0.0f;
+    for (int w = 0; w < static_cast<int>(blockDim.x) / kWarpSize; ++w) total += red[w];
+    return 1.0f / sqrtf(total / static_cast<float>(d_in) + eps);
+}
+
+__device__ void quantize_x(const float* x, const float* norm_w, float eps, int d_in, uint8_t* x_hi, uint8_t* x_lo, float* xd,
+                           int* xs, int pad_shift) {
+    __shared__ float red[kMaxWarps];
+    const int n4 = d_in / 4;
+    const int threads = blockDim.x;
+    const auto* x4 = reinterpret_cast<const float4*>(x);
+    const auto* w4 = reinterpret_cast<const float4*>(norm_w);
+    const float inv_rms = norm_w ? rms_inverse(x4, n4, d_in, eps, red) : 1.0f;
+    for (int base = 0; base < n4; base += kXBatch * threads) {
+        float4 v[kXBatch];
+#pragma unroll
+        for (int r = 0; r < kXBatch; ++r) {
+            const int i = base + r * threads + threadIdx.x;
+            v[r] = i < n4 ? x4[i] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        }
+        if (norm_w) {
+#pragma unroll
+            for (int r = 0; r < kXBatch; ++r) {
+                const int i = base + r * threads + threadIdx.x;
+                const float4 g = i < n4 ? w4[i] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+                v[r] = make_float4((v[r].x * inv_rms) * g.x, (v[r].y * inv_rms) * g.y, (v[r].z * inv_rms) * g.z,
+                                   (v[r].w * inv_rms) * g.w);
+            }
+        }
+#pragma unroll
+        for (int r = 0; r < kXBatch; ++r) {
+            const int i = base + r * threads + threadIdx.x;
+            // All 8 threads of a 32-block are in range together (n4 and threads are multiples of 8).
+            if (base + r * threads >= n4) break;
+            float amax = fmaxf(fmaxf(fabsf(v[r].x), fabsf(v[r].y)), fmaxf(fabsf(v[r].z), fabsf(v[r].w)));
+            amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 1));
+            amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 2));
+            amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 4));
+            const float d = amax / kVMax;
+            const float inv = d > 0.0f ? 1.0f / d : 0.0f;
+            const int q[4] = {__float2int_rn(v[r].x * inv), __float2int_rn(v[r].y * inv), __float2int_rn(v[r].z * inv),
+                              __float2int_rn(v[r].w * inv)};
+            int s = q[0] + q[1] + q[2] + q[3];
+            s += __shfl_xor_sync(0xffffffffu, s, 1);
+            s += __shfl_xor_sync(0xffffffffu, s, 2);
+            if (i < n4) {
+                uint32_t hi = 0, lo = 0;
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    const int h = (q[e] + (1 << (kHiShift - 1))) >> kHiShift;  // arithmetic shift: round to nearest
+                    hi |= (static_cast<uint32_t>(h) & 0xFFu) << (8 * e);
+                    lo |= (static_cast<uint32_t>(q[e] - (h << kHiShift)) & 0xFFu) << (8 * e);
+                }
+                *reinterpret_cast<uint32_t*>(x_hi + x_offset(4 * i, pad_shift)) = hi;
+                *reinterpret_cast<uint32_t*>(x_lo + x_offset(4 * i, pad_shift)) = lo;
+                if (i % 4 == 0) xs[i / 4] = s;
+                if (i % 8 == 0) xd[i / 8] = d;
+            }
+        }
+    }
+}
+
+template <class Dec, int M>
+__global__ void __launch_bounds__(kMaxWarps * kWarpSize) gemv_q8_kernel(const GemvQ8Args a) {
+    using G = Geometry<Dec>;
+    constexpr int S = kStagesFor<M>;
+    extern __shared__ __align__(16) uint8_t smem[];
+    const int warps = blockDim.x / kWarpSize;
+    const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
+
+    const int x_bytes = x_smem_bytes(a.d_in, Dec::kXPadShift);
+    const int plane = x_plane_bytes(a.d_in, Dec::kXPadShift);
+    uint8_t* x_hi = smem;
+    uint8_t* x_lo = smem + plane;
+    auto* xd = reinterpret_cast<float*>(smem + 2 * plane);
+    auto* xs = reinterpret_cast<int*>(xd + a.d_in / kXBlock);
+    uint8_t* slots = smem + x_bytes + warp * S * M * G::kSlotBytes;
+
+    const int total_warps = gridDim.x * warps;
+    const int first_row = blockIdx.x * warps + warp;
+    const int my_rows = first_row < a.d_out ? (a.d_out - 1 - first_row) / total_warps + 1 : 0;
+    const int steps = my_rows * a.n_chunks;
+
+    // The matrix (M = 1) and the byte offset of launch row r, chunk c.
+    const auto locate = [&](int r, int c, int& k) {
+        k = M == 1 ? matrix_of(a, r) : 0;
+        return static_cast<size_t>(r - pick(a.row_begin, k)) * a.row_bytes + static_cast<size_t>(c) * G::kChunkBytes;
+    };
+    // Copies step f (row first_row + (f / n_chunks) * total_warps, chunk f % n_chunks) into stage f % S.
+    const auto issue = [&](int f) {
+        const int row = first_row + (f / a.n_chunks) * total_warps;
+        const int c = f % a.n_chunks;
+        const int blocks = min(G::kChunkBlocks, a.n_blocks - c * G::kChunkBlocks);
+        int k = 0;
+        const size_t offset = locate(row, c, k);
+        const size_t size = static_cast<size_t>(blocks) * Dec::kBlockBytes;
+#pragma unroll
+        for (int m = 0; m < M; ++m) {
+            const uint8_t* base = M == 1 ? pick(a.w, k) : a.w[m];
+            const uintptr_t start = reinterpret_cast<uintptr_t>(base) + offset;
+            const uintptr_t first = start & ~uintptr_t{15};
+            const uintptr_t end = reinterpret_cast<uintptr_t>(base) +
+                                  static_cast<size_t>(pick(a.row_begin, k + 1) - pick(a.row_begin, k)) * a.row_bytes;
+            const int pieces = static_cast<int>((start + size - first + 15) / 16);
+            uint8_t* dst = slots + ((f % S) * M + m) * G::kSlotBytes;
+            for (int p = lane; p < pieces; p += kWarpSize) {
+                const uintptr_t src = first + 16u * static_cast<uintptr_t>(p);
+                if (src + 16 <= end) {
+                    const auto d = static_cast<uint32_t>(__cvta_generic_to_shared(dst + 16 * p));
+                    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(d), "l"(src) : "memory");
+                } else {
+                    // The matrix's last bytes: plain loads, nothing past the allocation is addressed.
+                    const auto* from = reinterpret_cast<const uint8_t*>(src);
+                    for (uintptr_t i = 0; i < 16; ++i) dst[16 * p + i] = src + i < end ? from[i] : uint8_t{0};
+                }
+            }
+        }
+    };
+    const auto commit = [] { asm volatile("cp.async.commit_group;\n" ::: "memory"); };
+
+    for (int f = 0; f < S - 1; ++f) {
+        if (f < steps) issue(f);
+        commit();
+    }
+    quantize_x(a.x, a.norm_w, a.eps, a.d_in, x_hi, x_lo, xd, xs, Dec::kXPadShift);
+    __syncthreads();
+    const XShared x{x_hi, x_lo, xd, xs, Dec::kXPadShift};
+
+    const int bl = lane / Dec::kPieces, j = lane % Dec::kPieces;
+    float acc[M] = {};
+    for (int f = 0; f < steps; ++f) {
+        asm volatile("cp.async.wait_group %0;\n" ::"n"(S - 2) : "memory");
+        __syncwarp();  // every lane's copies of step f landed; step f - 1 is computed, its stage is free
+        if (f + S - 1 < steps) issue(f + S - 1);
+        commit();
+        const int row = first_row + (f / a.n_chunks) * total_warps;
+        const int c = f % a.n_chunks;
+        const int blk = c * G::kChunkBlocks + bl;
+        int k = 0;
+        const size_t offset = locate(row, c, k);
+        if (blk < a.n_blocks) {
+#pragma unroll
+            for (int m = 0; m < M; ++m) {
+                const uint8_t* slot = slots + ((f % S) * M + m) * G::kSlotBytes;
+                const auto mis = static_cast<int>((reinterpret_cast<uintptr_t>(M == 1 ? pick(a.w, k) : a.w[m]) + offset) & 15u);
+                acc[m] += Dec::piece(slot + mis + bl * Dec::kBlockBytes, j, blk * (Dec::kBlockElems / kXBlock), x);
+            }
+        }
+        if (c == a.n_chunks - 1) {
+            float v[M];
+#pragma unroll
+            for (int m = 0; m < M; ++m) {
+                v[m] = acc[m];
+#pragma unroll
+                for (int o = kWarpSize / 2; o > 0; o /= 2) v[m] += __shfl_xor_sync(0xffffffffu, v[m], o);
+                acc[m] = 0.0f;
+            }
+            if (lane == 0) pick(a.y, k)[row - pick(a.row_begin, k)] = M == 2 ? gelu_tanh(v[0]) * v[M - 1] : v[0];
+        }
+    }
+    asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Host side
+
+template <class Dec, int M>
+void launch(GemvQ8Args a, Context& ctx) {
+    using G = Geometry<Dec>;
+    constexpr int S = kStagesFor<M>;
+    const int sm = ctx.sm_count();
+    int warps = kMaxWarps;
+    while (warps > 2 && (a.d_out + warps - 1) / warps < sm) warps /= 2;
+    const int smem = x_smem_bytes(a.d_in, Dec::kXPadShift) + warps * S * M * G::kSlotBytes;
+
+    auto* kernel = &gemv_q8_kernel<Dec, M>;
+    static std::array<std::atomic<int>, kMaxDevices> raised{};
+    int dev = 0;
+    GEMMA4_CUDA_CHECK(cudaGetDevice(&dev));
+    auto& limit = raised[static_cast<size_t>(std::min(dev, kMaxDevices - 1))];
+    if (smem > limit.load()) {
+        GEMMA4_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+        limit.store(smem);
+    }
+    int per_sm = 0;
+    GEMMA4_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, warps * kWarpSize, smem));
+    const int ctas = std::max(1, std::min((a.d_out + warps - 1) / warps, std::max(1, per_sm) * sm));
+    a.n_blocks = a.d_in / Dec::kBlockElems;
+    a.n_chunks = (a.n_blocks + G::kChunkBlocks - 1) / G::kChunkBlocks;
+    gemv_q8_kernel<Dec, M><<<ctas, warps * kWarpSize, smem, static_cast<cudaStream_t>(ctx.stream())>>>(a);
+    GEMMA4_CUDA_CHECK_LAUNCH();
+}
+
+template <class Dec>
+void dispatch_m(const GemvQ8Args& a, bool pair, Context& ctx) {
+    if (pair) {
+        launch<Dec, 2>(a, ctx);
+    } else {
+        launch<Dec, 1>(a, ctx);
+    }
+}
+
+void run(const GemvQ8Args& a, GgmlType type, bool pair, Context& ctx) {
+    switch (type) {
+        case GgmlType::Q4_K: dispatch_m<Q4KDec>(a, pair, ctx); break;
+        case GgmlType::Q6_K: dispatch_m<Q6KDec>(a, pair, ctx); break;
+        case GgmlType::Q8_0: dispatch_m<Q80Dec>(a, pair, ctx); break;
+        case GgmlType::Q4_0: dispatch_m<Q40Dec>(a, pair, ctx); break;
+        default: throw Error(ErrorCode::invalid_argument, "gemv_q8: unsupported weight type");
+    }
+}
+
+bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+GemvQ8Args base_args(const WeightMatrix& w, const float* x, const float* norm_w, float eps) {
+    GemvQ8Args a{};
+    a.x = x;
+    a.norm_w = norm_w;
+    a.eps = eps;
+    a.row_bytes = w.row_bytes;
+    a.d_in = static_cast<int>(w.d_in);
+    return a;
+}
+
+}  // namespace
+
+bool gemv_q8_supports(const WeightMatrix& w, const float* x) {
+    int block = 0;
+    switch (w.type) {
+        case GgmlType::Q4_K:
+        case GgmlType::Q6_K: block = 256; break;
+        case GgmlType::Q8_0:
+        case GgmlType::Q4_0: block = 32; break;
+        default: return false;
+    }
+    return w.d_in > 0 && w.d_in % block == 0 && w.d_out > 0 && w.d_out < (int64_t{1} << 30) &&
+           w.d_in <= (int64_t{1} << 16) && w.row_bytes == ggml_row_bytes(w.type, w.d_in) && aligned16(w.data) &&
+           aligned16(x);
+}
+
+bool exact_decode_requested() {
+    static const bool exact = [] {
+        const char* env = std::getenv("GEMMA4_EXACT_DECODE");
+        return env && std::strcmp(env, "1") == 0;
+    }();
+    return exact;
+}
+
+void gemv_q8(const WeightMatrix& w, const WeightMatrix* up, const float* x, float* y, Context& ctx) {
+    const WeightMatrix* ws[] = {&w};
+    gemv_q8_norm(ws, &y, 1, up, x, nullptr, 0.0f, ctx);
+}
+
+void gemv_q8_norm(const WeightMatrix* const* ws, float* const* ys, int count, const WeightMatrix* up, const float* x,
+                  const float* norm_w, float eps, Context& ctx) {
+    if (count < 1 || count > kMaxMatrices || (up && count != 1)) {
+        throw Error(ErrorCode::invalid_argument, "gemv_q8: 1 to 3 matrices, or one gate/up pair");
+    }
+    const WeightMatrix& w0 = *ws[0];
+    const auto compatible = [&](const WeightMatrix& m) {
+        return gemv_q8_supports(m, x) && m.type == w0.type && m.d_in == w0.d_in && (!up || m.d_out == w0.d_out);
+    };
+    bool ok = !norm_w || aligned16(norm_w);
+    for (int k = 0; k < count; ++k) ok = ok && compatible(*ws[k]);
+    if (up) ok = ok && compatible(*up);
+    if (!ok) throw Error(ErrorCode::invalid_argument, "gemv_q8: unsupported weight type, shape or alignment");
+    GemvQ8Args a = base_args(w0, x, norm_w, eps);
+    int rows = 0;
+    for (int k = 0; k < kMaxMatrices; ++k) {
+        a.row_begin[k] = rows;
+        if (k < count) {
+            a.w[k] = static_cast<const uint8_t*>(ws[k]->data);
+            a.y[k] = ys[k];
+            rows += static_cast<int>(ws[k]->d_out);
+        }
+    }
+    a.row_begin[kMaxMatrices] = rows;
+    for (int k = count; k < kMaxMatrices; ++k) a.row_begin[k] = rows;  // empty ranges
+    if (up) a.w[1] = static_cast<const uint8_t*>(up->data);
+    a.d_out = rows;
+    run(a, w0.type, up != nullptr, ctx);
+}
+
+}  // namespace gemma4::cuda
