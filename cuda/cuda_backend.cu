@@ -109,7 +109,7 @@ public:
     void norm_matmuls(const float* x, const float* norm_weight, float eps, int n_tokens, const WeightMatrix* const* ws,
                       float* const* ys, int count, float* h) override {
         if (!fused_decode(x, norm_weight, n_tokens, ws, count)) {
-            Backend::norm_matmuls(x, norm_weight, eps, n_tokens, ws, ys, count, h);
+            gemma4::Backend::norm_matmuls(x, norm_weight, eps, n_tokens, ws, ys, count, h);
             return;
         }
         // Runs of consecutive matrices of the same type share a launch.
@@ -124,7 +124,7 @@ public:
                             int n_tokens, float* scratch, float* out, float* h) override {
         const WeightMatrix* ws[] = {&gate, &up};
         if (!fused_decode(x, norm_weight, n_tokens, ws, 2) || gate.type != up.type || gate.d_out != up.d_out) {
-            Backend::norm_gate_up_geglu(x, norm_weight, eps, gate, up, n_tokens, scratch, out, h);
+            gemma4::Backend::norm_gate_up_geglu(x, norm_weight, eps, gate, up, n_tokens, scratch, out, h);
             return;
         }
         float* ys[] = {out};
