@@ -9,6 +9,8 @@
 //
 // 1. Decode (n_tokens <= 8): matrix-vector kernels that read the GGUF blocks themselves (no dequantized
 //    copy), with f32 activations and f32 accumulation. Memory-bound: every weight byte is read once.
+//    One token of Q4_K, Q6_K, Q8_0 or Q4_0 goes to cuda/gemv_q8.cu instead (x rounded to 16-bit
+//    integers, integer dot products: faster, ~1e-5 relative) unless GEMMA4_EXACT_DECODE=1.
 //
 //    Geometry. A CTA has W = 1, 2 or 4 warps (kGemvWarps, fewer for small d_out so that every SM gets a
 //    CTA); warp w owns RW consecutive output rows (kGemvTiles: 4 rows for one token, fewer for more
