@@ -49,12 +49,17 @@
 #include <cstring>
 
 #include "cuda/common.cuh"
+#include "cuda/matmul_dequant.h"
 #include "cuda/ops.h"
 #include "model/activations.h"
 #include "quant/types.h"
 
 namespace gemma4::cuda {
 namespace {
+
+using matmul_detail::half_bits_to_float;
+using matmul_detail::kHalfBits;
+using matmul_detail::kNibbles;
 
 constexpr int kXBlock = 32;             // x elements per quantization block (one dx)
 constexpr int kXHalf = 16;              // elements per integer sum
@@ -63,14 +68,13 @@ constexpr int kChunkPieces = kWarpSize; // one piece per lane per chunk
 constexpr int kSlotSlack = 16;          // a slot holds (address mod 16) + chunk bytes + overrun room
 constexpr float kVMax = 32639.0f;       // largest |v|: 127 * 256 + 127, so hi = (v + 128) >> 8 stays in int8
 constexpr int kHiShift = 8;             // v = hi << 8 + lo
-constexpr uint32_t kNibbles = 0x0F0F0F0Fu;
 constexpr uint32_t kQ6High = 0x30303030u;  // bits 4-5 of each byte: the top two bits of a 6-bit quant
 constexpr int kQ6Offset = 32;             // Q6_K: w = d * sc * (q - 32)
 constexpr int kQ4Offset = 8;              // Q4_0: w = d * (q - 8)
 constexpr int kMaxDevices = 16;
 
 __device__ __forceinline__ float half_at(const uint8_t* p) {
-    return __half2float(__ushort_as_half(*reinterpret_cast<const unsigned short*>(p)));
+    return half_bits_to_float(*reinterpret_cast<const unsigned short*>(p));
 }
 
 /// N consecutive 32-bit words from a 2-byte aligned shared-memory address: aligned reads and funnel shifts.
@@ -164,8 +168,8 @@ struct Q4KDec {
             m0 = ((low >> 4) & 0xF) | ((top_m >> 6) & 3) << 4;
             m1 = ((low >> 12) & 0xF) | ((top_m >> 14) & 3) << 4;
         }
-        const float d = __half2float(__ushort_as_half(static_cast<unsigned short>(h.x & 0xFFFFu)));
-        const float dmin = __half2float(__ushort_as_half(static_cast<unsigned short>(h.x >> 16)));
+        const float d = half_bits_to_float(h.x);
+        const float dmin = half_bits_to_float(h.x >> kHalfBits);
         const float dx0 = x.d[xlo], dx1 = x.d[xhi];
         const float s0 = static_cast<float>(x.sums[2 * xlo] + x.sums[2 * xlo + 1]);
         const float s1 = static_cast<float>(x.sums[2 * xhi] + x.sums[2 * xhi + 1]);

@@ -84,20 +84,14 @@ inline constexpr uint32_t kPermByteIntoMagic = 0x7650u;
 // ---------------------------------------------------------------------------------------------------
 // Byte helpers
 
+using detail::f32_from_bits;  // a float from its bits (quant/fp16.h), host and device
+
 /// The f16 in the low 16 bits of `bits`, exactly.
 GEMMA4_HD inline float half_bits_to_float(uint32_t bits) {
 #ifdef __CUDA_ARCH__
     return __half2float(__ushort_as_half(static_cast<unsigned short>(bits & kHalfMask)));
 #else
     return f16_to_f32(static_cast<uint16_t>(bits & kHalfMask));
-#endif
-}
-
-GEMMA4_HD inline float float_from_bits(uint32_t bits) {
-#ifdef __CUDA_ARCH__
-    return __uint_as_float(bits);
-#else
-    return std::bit_cast<float>(bits);
 #endif
 }
 

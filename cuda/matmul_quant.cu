@@ -628,8 +628,8 @@ struct PlainUnitBase {
 template <>
 struct GemvUnit<F32> : PlainUnitBase<F32, 4> {
     GEMMA4_HD static float4 values(const uint32_t (&raw)[kRawWords], int r) {
-        return make_float4(float_from_bits(raw[4 * r]), float_from_bits(raw[4 * r + 1]), float_from_bits(raw[4 * r + 2]),
-                           float_from_bits(raw[4 * r + 3]));
+        return make_float4(f32_from_bits(raw[4 * r]), f32_from_bits(raw[4 * r + 1]), f32_from_bits(raw[4 * r + 2]),
+                           f32_from_bits(raw[4 * r + 3]));
     }
 };
 
@@ -645,8 +645,8 @@ template <>
 struct GemvUnit<BF16> : PlainUnitBase<BF16, 2> {
     GEMMA4_HD static float4 values(const uint32_t (&raw)[kRawWords], int r) {
         constexpr uint32_t kHigh = 0xFFFF0000u;
-        return make_float4(float_from_bits(raw[2 * r] << 16), float_from_bits(raw[2 * r] & kHigh),
-                           float_from_bits(raw[2 * r + 1] << 16), float_from_bits(raw[2 * r + 1] & kHigh));
+        return make_float4(f32_from_bits(raw[2 * r] << 16), f32_from_bits(raw[2 * r] & kHigh),
+                           f32_from_bits(raw[2 * r + 1] << 16), f32_from_bits(raw[2 * r + 1] & kHigh));
     }
 };
 
