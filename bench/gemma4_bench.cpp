@@ -85,6 +85,7 @@ struct Result {
     std::string test;  // "pp512" / "tg128"
     int n_prompt = 0, n_gen = 0, depth = 0;
     std::vector<double> samples_ts;
+    Model::MemoryUse memory;  // at the end of the test, its session still alive
     double mean() const { return std::accumulate(samples_ts.begin(), samples_ts.end(), 0.0) / samples_ts.size(); }
     double stddev() const {
         if (samples_ts.size() < 2) return 0.0;
@@ -102,6 +103,16 @@ std::vector<int32_t> random_tokens(int n, int vocab, std::mt19937& rng) {
     return t;
 }
 
+/// One line on stderr per test: speed, and the memory its session left in use.
+void report(const Result& r) {
+    std::string mem;
+    if (r.memory.device_total > 0) {
+        mem = fmt::format(", GPU memory in use {:.2f} GiB (KV pages {:.2f} GiB)", r.memory.device_used / double(1 << 30),
+                          r.memory.kv_reserved / double(1 << 30));
+    }
+    std::fprintf(stderr, "  %s @ d%d: %.1f tok/s%s\n", r.test.c_str(), r.depth, r.mean(), mem.c_str());
+}
+
 double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
 // A session holding `depth` tokens (filled in batches, not timed).
@@ -109,7 +120,7 @@ Session session_at_depth(const Model& model, const Options& o, int depth, int ex
     SessionOptions so;
     so.context_tokens = depth + extra + 1;
     so.kv_type = o.kv;
-    so.batch_tokens = std::max(1, o.n_prompt);
+    so.batch_tokens = o.n_prompt > 0 ? o.n_prompt : 512;  // the fill goes in batches of this size too
     Session s = model.new_session(so);
     if (depth > 0) {
         const int vocab = model.info().vocab_size;
@@ -147,8 +158,9 @@ int main(int argc, char** argv) {
                     s.evaluate(false);
                     const double dt = now_s() - t0;
                     if (rep > 0) r.samples_ts.push_back(o.n_prompt / dt);  // rep 0 warms up
+                    r.memory = model.memory_use();
                 }
-                std::fprintf(stderr, "  %s @ d%d: %.1f tok/s\n", r.test.c_str(), depth, r.mean());
+                report(r);
                 results.push_back(r);
             }
             if (o.n_gen > 0) {
@@ -169,7 +181,8 @@ int main(int argc, char** argv) {
                     const double dt = now_s() - t0;
                     if (rep > 0) r.samples_ts.push_back(o.n_gen / dt);
                 }
-                std::fprintf(stderr, "  %s @ d%d: %.1f tok/s\n", r.test.c_str(), depth, r.mean());
+                r.memory = model.memory_use();
+                report(r);
                 results.push_back(r);
             }
         }
@@ -183,10 +196,10 @@ int main(int argc, char** argv) {
                     "  {{\"engine\": \"gemma4\", \"build_commit\": \"{}\", \"model_filename\": \"{}\", \"model_type\": \"{}\", "
                     "\"model_size\": {}, \"model_n_params\": {}, \"device\": \"{}\", \"type_k\": \"{}\", \"n_prompt\": {}, "
                     "\"n_gen\": {}, \"n_depth\": {}, \"test\": \"{}\", \"avg_ts\": {:.4f}, \"stddev_ts\": {:.4f}, "
-                    "\"samples_ts\": [{}]}}{}\n",
+                    "\"samples_ts\": [{}], \"device_mem_used\": {}, \"kv_reserved\": {}}}{}\n",
                     GEMMA4_GIT_COMMIT, o.model, info.file_type, info.file_bytes, info.n_params, info.device,
                     o.kv == KvType::f16 ? "f16" : "f32", r.n_prompt, r.n_gen, r.depth, r.test, r.mean(), r.stddev(), samples,
-                    i + 1 < results.size() ? "," : "");
+                    r.memory.device_used, r.memory.kv_reserved, i + 1 < results.size() ? "," : "");
             }
             out += "]\n";
             std::fputs(out.c_str(), stdout);

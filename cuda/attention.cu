@@ -187,6 +187,8 @@ struct PrepareParams {
 };
 
 __global__ void __launch_bounds__(kPrepareThreads) attention_prepare_kernel(const PrepareParams p) {
+    allow_dependents();  // launched with launch_dependent (common.cuh)
+    grid_dependency_wait();
     __shared__ float x[kMaxHeadDim];
     __shared__ double warp_sums[kPrepareThreads / kWarpSize];
 
@@ -363,6 +365,8 @@ __device__ __forceinline__ __half* kv_tile(__half* base, int stage, int tensor, 
 // use up to 255 registers; without the 1 it stopped at 128 on some variants and spilled.
 template <class Cfg>
 __global__ void __launch_bounds__(Cfg::kThreads, 1) attention_flash_kernel(const FlashParams p) {
+    allow_dependents();  // launched with launch_dependent (common.cuh)
+    grid_dependency_wait();
     const FlashPositions pp = resolve_positions(p);
     using KvT = typename Cfg::KvT;
     constexpr int HD = Cfg::kHeadDim;
@@ -755,6 +759,8 @@ __device__ __forceinline__ float block_reduce(float v, bool take_max, float* scr
 
 __global__ void __launch_bounds__(kReduceThreads) attention_reduce_kernel(const float* part_o, const float2* part_ml,
                                                                           int n_parts, int head_dim, float* out) {
+    allow_dependents();  // launched with launch_dependent (common.cuh)
+    grid_dependency_wait();
     extern __shared__ float weights[];  // [n_parts]
     __shared__ float scratch[kReduceThreads / kWarpSize];
     __shared__ float4 lane_sums[kReducePartLanes][kReduceColLanes];
@@ -908,13 +914,11 @@ void run_flash(const float* q, const BatchPositions& batch, const AttentionLayer
     }
 
     const dim3 grid(p.n_parts, row_groups, layer.n_kv_heads);
-    attention_flash_kernel<Cfg><<<grid, Cfg::kThreads, Cfg::kSmemBytes, stream>>>(p);
-    GEMMA4_CUDA_CHECK_LAUNCH();
+    launch_dependent(attention_flash_kernel<Cfg>, grid, dim3(Cfg::kThreads), Cfg::kSmemBytes, stream, p);
     if (p.n_parts > 1) {
         const dim3 reduce_grid(static_cast<unsigned>(rows_total), HD / kReduceCols);
-        attention_reduce_kernel<<<reduce_grid, kReduceThreads, p.n_parts * sizeof(float), stream>>>(
-            p.part_o, p.part_ml, p.n_parts, HD, out);
-        GEMMA4_CUDA_CHECK_LAUNCH();
+        launch_dependent(attention_reduce_kernel, reduce_grid, dim3(kReduceThreads), p.n_parts * sizeof(float), stream,
+                         p.part_o, p.part_ml, p.n_parts, HD, out);
     }
 }
 
@@ -972,8 +976,8 @@ void attention_prepare(float* q, const float* k, const float* v, const BatchPosi
     p.f16_cache = kv.kv_type == KvType::f16;
 
     const dim3 grid(batch.n_tokens, layer.n_heads + 2 * layer.n_kv_heads);
-    attention_prepare_kernel<<<grid, kPrepareThreads, 0, static_cast<cudaStream_t>(ctx.stream())>>>(p);
-    GEMMA4_CUDA_CHECK_LAUNCH();
+    launch_dependent(attention_prepare_kernel, grid, dim3(kPrepareThreads), 0, static_cast<cudaStream_t>(ctx.stream()),
+                     p);
 }
 
 void attention(const float* q, const BatchPositions& batch, const AttentionLayer& layer, const KvLayerView& kv,

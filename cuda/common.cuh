@@ -5,6 +5,7 @@
 #include <cuda_runtime.h>
 
 #include <string>
+#include <utility>
 
 #include "gemma4/error.h"
 
@@ -32,6 +33,52 @@ inline constexpr int kMaxElementwiseBlocks = 4096;
 inline int elementwise_blocks(int64_t n) {
     const int64_t blocks = (n + kElementwiseThreads - 1) / kElementwiseThreads;
     return static_cast<int>(blocks < 1 ? 1 : blocks > kMaxElementwiseBlocks ? kMaxElementwiseBlocks : blocks);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Programmatic dependent launch (sm_90). A kernel launched with launch_dependent() may be scheduled while
+// the kernel before it in the stream is still running, so that its launch, its CTA ramp and whatever it
+// can do alone (issuing the loads of its weights) overlap the tail of its predecessor. The contract, for
+// every kernel launched that way:
+//   - grid_dependency_wait() before it reads anything an earlier kernel (or copy) wrote and before it
+//     writes any global memory, on every path of every thread that does either (the wait returns when
+//     the predecessor has completed and its writes are visible; completion is transitive down the stream
+//     because each kernel waits on its own predecessor before it can complete);
+//   - allow_dependents() once it no longer minds its successor's CTAs arriving (we call it first thing:
+//     the successor's CTAs then fill whatever the SMs have free and wait there).
+// Kernels launched plainly keep the full stream order; both calls are no-ops for them.
+
+__device__ __forceinline__ void grid_dependency_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void allow_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;\n" :::);
+#endif
+}
+
+/// False when GEMMA4_PDL=0 (every launch_dependent() is then a plain launch: for measuring what it saves).
+bool dependent_launch_enabled();
+
+/// kernel<<<grid, block, smem, stream>>>(args...) with the programmatic-stream-serialization attribute
+/// (see above): the kernel must follow the contract. Checks the launch.
+template <class... Params, class... Args>
+void launch_dependent(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+                      Args&&... args) {
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cudaLaunchConfig_t config{};
+    config.gridDim = grid;
+    config.blockDim = block;
+    config.dynamicSmemBytes = smem;
+    config.stream = stream;
+    config.attrs = attr;
+    config.numAttrs = dependent_launch_enabled() ? 1 : 0;
+    GEMMA4_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...));
 }
 
 }  // namespace gemma4::cuda

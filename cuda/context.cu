@@ -2,6 +2,7 @@
 #include <cublas_v2.h>
 
 #include <array>
+#include <cstdlib>
 #include <string>
 
 #include "cuda/common.cuh"
@@ -13,6 +14,14 @@ void throw_cuda_error(cudaError_t err, const char* what, const char* file, int l
     const ErrorCode code = err == cudaErrorMemoryAllocation ? ErrorCode::out_of_memory : ErrorCode::device_error;
     throw Error(code, std::string("CUDA error ") + cudaGetErrorName(err) + " (" + cudaGetErrorString(err) + ") in " + what +
                           " at " + file + ":" + std::to_string(line));
+}
+
+bool dependent_launch_enabled() {
+    static const bool enabled = [] {
+        const char* env = std::getenv("GEMMA4_PDL");
+        return !(env && std::string(env) == "0");
+    }();
+    return enabled;
 }
 
 namespace {

@@ -181,6 +181,13 @@ public:
         if (recording) cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(recording));
     }
     uint64_t scratch_generation() const override { return ctx_->scratch_generation(); }
+    bool device_memory(uint64_t& used, uint64_t& total) const override {
+        size_t free_bytes = 0, total_bytes = 0;
+        GEMMA4_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+        used = total_bytes - free_bytes;
+        total = total_bytes;
+        return true;
+    }
 
 private:
     cudaStream_t stream() const { return static_cast<cudaStream_t>(ctx_->stream()); }

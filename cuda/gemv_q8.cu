@@ -434,10 +434,14 @@ __global__ void __launch_bounds__(kMaxWarps * kWarpSize) gemv_q8_kernel(const Ge
     };
     const auto commit = [] { asm volatile("cp.async.commit_group;\n" ::: "memory"); };
 
+    // Programmatic dependent launch (common.cuh): the weights are read-only, so their first chunks are
+    // requested before waiting for the kernel that writes x (and reads y) to finish.
+    allow_dependents();
     for (int f = 0; f < S - 1; ++f) {
         if (f < steps) issue(f);
         commit();
     }
+    grid_dependency_wait();
     quantize_x(a.x, a.norm_w, a.eps, a.d_in, x_hi, x_lo, xd, xs, Dec::kXPadShift);
     __syncthreads();
     const XShared x{x_hi, x_lo, xd, xs, Dec::kXPadShift};
@@ -503,8 +507,7 @@ void launch(GemvQ8Args a, Context& ctx) {
     const int ctas = std::max(1, std::min((a.d_out + warps - 1) / warps, std::max(1, per_sm) * sm));
     a.n_blocks = a.d_in / Dec::kBlockElems;
     a.n_chunks = (a.n_blocks + G::kChunkBlocks - 1) / G::kChunkBlocks;
-    gemv_q8_kernel<Dec, M><<<ctas, warps * kWarpSize, smem, static_cast<cudaStream_t>(ctx.stream())>>>(a);
-    GEMMA4_CUDA_CHECK_LAUNCH();
+    launch_dependent(kernel, dim3(ctas), dim3(warps * kWarpSize), smem, static_cast<cudaStream_t>(ctx.stream()), a);
 }
 
 template <class Dec>

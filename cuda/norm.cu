@@ -120,6 +120,8 @@ template <int kWidth, int kThreadsPerRow, int kPacks, bool kResidual>
 __global__ void __launch_bounds__(kNormThreads)
     rms_norm_tile_kernel(const float* src, const float* weight, float* dst, int n_rows, int dim, float eps,
                          float scale) {
+    allow_dependents();  // launched with launch_dependent (common.cuh)
+    grid_dependency_wait();
     using Pack = FloatPack<kWidth>;
     constexpr int kRowsPerCta = kNormThreads / kThreadsPerRow;
     const int row = static_cast<int>(blockIdx.x) * kRowsPerCta + static_cast<int>(threadIdx.x) / kThreadsPerRow;
@@ -171,6 +173,8 @@ __global__ void __launch_bounds__(kNormThreads)
 template <int kWidth, bool kResidual>
 __global__ void __launch_bounds__(kNormThreads)
     rms_norm_loop_kernel(const float* src, const float* weight, float* dst, int dim, float eps, float scale) {
+    allow_dependents();  // launched with launch_dependent (common.cuh)
+    grid_dependency_wait();
     using Pack = FloatPack<kWidth>;
     constexpr int kUnroll = 4;  // loads in flight per thread in the sum loop
     const int n_packs = dim / kWidth;
@@ -214,23 +218,14 @@ void launch_tile(int packs, int n_rows, const float* src, const float* weight, f
                  float scale, cudaStream_t stream) {
     constexpr int kRowsPerCta = kNormThreads / kThreadsPerRow;
     const int grid = ceil_div(n_rows, kRowsPerCta);
+    const auto run = [&](auto kernel) {
+        launch_dependent(kernel, dim3(grid), dim3(kNormThreads), 0, stream, src, weight, dst, n_rows, dim, eps, scale);
+    };
     switch (packs) {
-        case 1:
-            rms_norm_tile_kernel<kWidth, kThreadsPerRow, 1, kResidual>
-                <<<grid, kNormThreads, 0, stream>>>(src, weight, dst, n_rows, dim, eps, scale);
-            break;
-        case 2:
-            rms_norm_tile_kernel<kWidth, kThreadsPerRow, 2, kResidual>
-                <<<grid, kNormThreads, 0, stream>>>(src, weight, dst, n_rows, dim, eps, scale);
-            break;
-        case 4:
-            rms_norm_tile_kernel<kWidth, kThreadsPerRow, 4, kResidual>
-                <<<grid, kNormThreads, 0, stream>>>(src, weight, dst, n_rows, dim, eps, scale);
-            break;
-        default:
-            rms_norm_tile_kernel<kWidth, kThreadsPerRow, kMaxTilePacks, kResidual>
-                <<<grid, kNormThreads, 0, stream>>>(src, weight, dst, n_rows, dim, eps, scale);
-            break;
+        case 1: run(rms_norm_tile_kernel<kWidth, kThreadsPerRow, 1, kResidual>); break;
+        case 2: run(rms_norm_tile_kernel<kWidth, kThreadsPerRow, 2, kResidual>); break;
+        case 4: run(rms_norm_tile_kernel<kWidth, kThreadsPerRow, 4, kResidual>); break;
+        default: run(rms_norm_tile_kernel<kWidth, kThreadsPerRow, kMaxTilePacks, kResidual>); break;
     }
 }
 
@@ -246,7 +241,8 @@ void launch_norm_width(const float* src, const float* weight, float* dst, int n_
         launch_tile<kWidth, kNormThreads, kResidual>(tile_packs(n_packs, kNormThreads), n_rows, src, weight, dst, dim,
                                                      eps, scale, stream);
     } else {
-        rms_norm_loop_kernel<kWidth, kResidual><<<n_rows, kNormThreads, 0, stream>>>(src, weight, dst, dim, eps, scale);
+        launch_dependent(rms_norm_loop_kernel<kWidth, kResidual>, dim3(n_rows), dim3(kNormThreads), 0, stream, src,
+                         weight, dst, dim, eps, scale);
     }
 }
 
@@ -267,6 +263,8 @@ void launch_norm(const float* src, const float* weight, float* dst, int n_rows, 
 // Elementwise.
 
 __global__ void softcap_kernel(float* x, int64_t n, float cap) {
+    allow_dependents();  // launched with launch_dependent (common.cuh)
+    grid_dependency_wait();
     const float inv = 1.0f / cap;  // as the CPU: scale by 1/cap, tanh, scale by cap
     for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
         x[i] = tanhf(x[i] * inv) * cap;
@@ -417,6 +415,8 @@ template <class Traits, bool kVecStore>
 __global__ void __launch_bounds__(kEmbedThreads)
     embed_lanes_kernel(const uint8_t* table, size_t row_bytes, const int32_t* ids, int64_t d_model, float scale,
                        float* out) {
+    allow_dependents();  // launched with launch_dependent (common.cuh)
+    grid_dependency_wait();
     using Block = typename Traits::block_type;
     static_assert(Traits::block_elems == 1 || Traits::block_elems % kEmbedLaneElems == 0, "a lane stays in one block");
     const int64_t e = (static_cast<int64_t>(blockIdx.y) * kEmbedThreads + threadIdx.x) * kEmbedLaneElems;
@@ -453,6 +453,8 @@ template <class Traits>
 __global__ void __launch_bounds__(kEmbedThreads)
     embed_blocks_kernel(const uint8_t* table, size_t row_bytes, const int32_t* ids, int64_t d_model, float scale,
                         float* out) {
+    allow_dependents();  // launched with launch_dependent (common.cuh)
+    grid_dependency_wait();
     using Block = typename Traits::block_type;
     const int64_t b = static_cast<int64_t>(blockIdx.y) * blockDim.x + threadIdx.x;
     if (b >= d_model / Traits::block_elems) return;
@@ -482,18 +484,18 @@ void embed(const WeightMatrix& table, const int32_t* ids, int n_tokens, float sc
             const dim3 grid(static_cast<unsigned>(n_tokens), static_cast<unsigned>(ceil_div(d_model, kEmbedCtaElems)));
             const size_t row_bytes = table.row_bytes;
             if (d_model % kEmbedLaneElems == 0 && aligned(out, kVecBytes)) {
-                embed_lanes_kernel<Traits, true>
-                    <<<grid, kEmbedThreads, 0, stream_of(ctx)>>>(data, row_bytes, ids, d_model, scale, out);
+                launch_dependent(embed_lanes_kernel<Traits, true>, grid, dim3(kEmbedThreads), 0, stream_of(ctx), data,
+                                 row_bytes, ids, d_model, scale, out);
             } else {
-                embed_lanes_kernel<Traits, false>
-                    <<<grid, kEmbedThreads, 0, stream_of(ctx)>>>(data, row_bytes, ids, d_model, scale, out);
+                launch_dependent(embed_lanes_kernel<Traits, false>, grid, dim3(kEmbedThreads), 0, stream_of(ctx), data,
+                                 row_bytes, ids, d_model, scale, out);
             }
         } else {
             const int64_t n_blocks = d_model / Traits::block_elems;
             const int threads = n_blocks < kEmbedThreads ? ceil_div(n_blocks, kWarpSize) * kWarpSize : kEmbedThreads;
             const dim3 grid(static_cast<unsigned>(n_tokens), static_cast<unsigned>(ceil_div(n_blocks, threads)));
-            embed_blocks_kernel<Traits><<<grid, threads, 0, stream_of(ctx)>>>(data, table.row_bytes, ids, d_model,
-                                                                              scale, out);
+            launch_dependent(embed_blocks_kernel<Traits>, grid, dim3(threads), 0, stream_of(ctx), data, table.row_bytes,
+                             ids, d_model, scale, out);
         }
     });
     GEMMA4_CUDA_CHECK_LAUNCH();
@@ -513,7 +515,8 @@ void add_rms_norm(float* x, const float* a, const float* weight, int n_tokens, i
 
 void softcap(float* x, int64_t n, float cap, Context& ctx) {
     if (n <= 0) return;
-    softcap_kernel<<<elementwise_blocks(n), kElementwiseThreads, 0, stream_of(ctx)>>>(x, n, cap);
+    launch_dependent(softcap_kernel, dim3(elementwise_blocks(n)), dim3(kElementwiseThreads), 0, stream_of(ctx), x, n,
+                     cap);
     GEMMA4_CUDA_CHECK_LAUNCH();
 }
 

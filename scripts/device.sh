@@ -9,6 +9,8 @@
 #   scripts/device.sh kernels         the kernel tests named by KERNEL_TESTS (Catch2 filter) and the kernel
 #                                     benchmarks named by BENCH_FILTER, decode benchmarks also with
 #                                     GEMMA4_EXACT_DECODE=1 (the f32 GEMV) for comparison
+#   scripts/device.sh memory [LAYERS] GPU memory in use with a session filled to 32768 tokens and to (almost) the
+#                                     full 262144-token context (MEMORY_DEPTHS), decoding (gemma4-bench -p 0)
 #   scripts/device.sh profile [LAYERS] per-kernel time of decode steps and of one pp512 batch (Nsight Compute,
 #                                     gpu__time_duration per launch, clocks left alone), as tables
 #
@@ -101,7 +103,7 @@ stage_devpack() {
     source /tmp/devpack/env.sh
 }
 
-if has_mode prepare || has_mode bench || has_mode profile; then
+if has_mode prepare || has_mode bench || has_mode profile || has_mode memory; then
     stage_devpack
     log "make the 12B-shape Q4_K_M file ${LAYERS:+($LAYERS layers)}"
     /tmp/devpack/make-12b.sh Q4_K_M $LAYERS > "$OUT/make-12b.log" 2>&1 || { tail -20 "$OUT/make-12b.log"; exit 1; }
@@ -131,10 +133,27 @@ if has_mode bench; then
             > "$OUT/gemma4-bench-nograph.json" 2> "$OUT/gemma4-bench-nograph.log"
         cat "$OUT/gemma4-bench-nograph.log"
     fi
+    if [ -n "${COMPARE_ENV:-}" ]; then
+        # e.g. COMPARE_ENV=GEMMA4_PDL=0: the same decode runs with a switch flipped, for before/after numbers.
+        log "gemma4-bench with $COMPARE_ENV (decode only)"
+        env $COMPARE_ENV ./build-dev/bench/gemma4-bench -m "$M" --device cuda -p 0 -n 128 -d "$DEPTHS" -r 3 -o json \
+            > "$OUT/gemma4-bench-compare.json" 2> "$OUT/gemma4-bench-compare.log"
+        cat "$OUT/gemma4-bench-compare.log"
+        while read -r line; do table+=("$COMPARE_ENV:$line"); done < <(grep "tok/s" "$OUT/gemma4-bench-compare.log")
+    fi
     log "llama-bench"
     llama-bench -m "$M" -ngl 99 -fa 1 -p 512 -n 128 -d "$DEPTHS" -r 3 -o json > "$OUT/llama-bench.json" 2> "$OUT/llama-bench.log"
     nvidia-smi --query-gpu=memory.used --format=csv,noheader > "$OUT/gpu-mem.txt" 2>&1
     table+=("$(python3 scripts/bench_table.py "$OUT/gemma4-bench.json" "$OUT/llama-bench.json")")
+fi
+
+if has_mode memory; then
+    # A session's context is its depth plus 2 x 16 decoded tokens + 1; 262111 + 33 = 262144, the model's limit.
+    log "GPU memory at depths ${MEMORY_DEPTHS:-32768,262111}"
+    ./build-dev/bench/gemma4-bench -m "$M" --device cuda -p 0 -n 16 -r 1 -d "${MEMORY_DEPTHS:-32768,262111}" -o json \
+        > "$OUT/memory.json" 2> "$OUT/memory.log"
+    cat "$OUT/memory.log"
+    while read -r line; do table+=("$line"); done < <(grep "GPU memory" "$OUT/memory.log")
 fi
 
 if has_mode profile; then

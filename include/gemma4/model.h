@@ -91,6 +91,16 @@ public:
     const ModelInfo& info() const;
     Session new_session(const SessionOptions& options = {}) const;
 
+    /// Memory right now. device_used is what the GPU reports in use for all processes (cudaMemGetInfo:
+    /// weights, KV pages, scratch, the CUDA context and cuBLAS workspace of this process, and anything
+    /// other processes hold); kv_reserved is the KV-cache memory held by this model's sessions.
+    struct MemoryUse {
+        uint64_t device_used = 0;   ///< 0 on the CPU
+        uint64_t device_total = 0;  ///< 0 on the CPU
+        uint64_t kv_reserved = 0;   ///< bytes of KV pages (in use and kept for reuse)
+    };
+    MemoryUse memory_use() const;
+
     /// Runs an image or an audio clip through the projector (ModelOptions::mmproj) on the model's device:
     /// the soft tokens Session::add_image / add_audio insert. Throws Error(invalid_argument) when the
     /// model was opened without a projector (or one without that modality), for ImageOptions out of range,

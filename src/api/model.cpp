@@ -111,6 +111,13 @@ Model Model::open(const std::string& path, const ModelOptions& options) {
 
 const ModelInfo& Model::info() const { return impl_->info; }
 
+Model::MemoryUse Model::memory_use() const {
+    MemoryUse m;
+    impl_->backend->device_memory(m.device_used, m.device_total);
+    m.kv_reserved = impl_->kv_pools->bytes_reserved();
+    return m;
+}
+
 MediaEmbeddings Model::encode_image(const Image& image, const ImageOptions& options) const {
     return impl_->require_projector().encode_image(image, options);
 }

@@ -157,6 +157,9 @@ public:
     virtual void destroy_recording(void* /*recording*/) noexcept {}
     /// Changes whenever backend scratch memory moves: recordings made before hold stale pointers.
     virtual uint64_t scratch_generation() const { return 0; }
+    /// Device memory in use (device-wide, every process) and the device's total, in bytes; false for
+    /// host backends.
+    virtual bool device_memory(uint64_t& /*used*/, uint64_t& /*total*/) const { return false; }
 };
 
 /// The backend for `device` (throws Error(device_error) if this build or machine cannot provide it).

@@ -15,6 +15,13 @@ PagePool& KvPools::pool_for(size_t page_bytes) {
     return *pools_.back();
 }
 
+size_t KvPools::bytes_reserved() {
+    std::lock_guard lock(mutex_);
+    size_t total = 0;
+    for (auto& p : pools_) total += p->bytes_reserved();
+    return total;
+}
+
 KvCache::KvCache(Backend& backend, KvPools& pools, const ModelConfig& config, KvType kv_type, int context_tokens,
                  int page_tokens)
     : backend_(backend), context_tokens_(context_tokens), page_tokens_(page_tokens) {

@@ -21,6 +21,8 @@ class KvPools {
 public:
     explicit KvPools(Backend& backend) : backend_(backend) {}
     PagePool& pool_for(size_t page_bytes);
+    /// Backend memory the pools hold (pages in use and free ones kept for reuse).
+    size_t bytes_reserved();
 
 private:
     Backend& backend_;

@@ -109,11 +109,18 @@ void Forward::embed_and_layers(const BatchPositions& pos, const ForwardBatch& ba
 void Forward::logits_chunk(std::span<const int> rows) {
     const int d = cfg_.d_model;
     const int n = static_cast<int>(rows.size());
-    for (int r = 0; r < n; ++r) {
-        be_.copy(logit_x_ + static_cast<size_t>(r) * d, x_ + static_cast<size_t>(rows[r]) * d, sizeof(float) * d);
+    if (n == 1) {
+        // One row (decode): no gather; the backend may fuse the final norm into the LM head.
+        const WeightMatrix* head[] = {&w_.lm_head};
+        float* out[] = {logits_};
+        be_.norm_matmuls(x_ + static_cast<size_t>(rows[0]) * d, w_.output_norm, cfg_.rms_eps, 1, head, out, 1, logit_x_);
+    } else {
+        for (int r = 0; r < n; ++r) {
+            be_.copy(logit_x_ + static_cast<size_t>(r) * d, x_ + static_cast<size_t>(rows[r]) * d, sizeof(float) * d);
+        }
+        be_.rms_norm(logit_x_, w_.output_norm, n, d, cfg_.rms_eps, logit_x_);
+        be_.matmul(w_.lm_head, logit_x_, n, logits_);
     }
-    be_.rms_norm(logit_x_, w_.output_norm, n, d, cfg_.rms_eps, logit_x_);
-    be_.matmul(w_.lm_head, logit_x_, n, logits_);
     if (cfg_.final_softcap > 0.0f) be_.softcap(logits_, static_cast<int64_t>(n) * cfg_.vocab_size, cfg_.final_softcap);
 }
 
