@@ -376,8 +376,14 @@ __device__ void quantize_x(const float* x, const float* norm_w, float eps, int d
     }
 }
 
+/// Resident 8-warp CTAs per SM the register budget must allow (ptxas then caps registers per thread: 64
+/// for 4, 80 for 3). 4 where the decoder fits 64 registers without spilling (shared memory allows 4 CTAs
+/// only for d_in <= ~4096 anyway); Q6_K and the two-matrix kernels need more.
 template <class Dec, int M>
-__global__ void __launch_bounds__(kMaxWarps * kWarpSize) gemv_q8_kernel(const GemvQ8Args a) {
+inline constexpr int kMinCtasFor = M == 1 && Dec::kBlockBytes != 210 ? 4 : 3;
+
+template <class Dec, int M>
+__global__ void __launch_bounds__(kMaxWarps * kWarpSize, kMinCtasFor<Dec, M>) gemv_q8_kernel(const GemvQ8Args a) {
     using G = Geometry<Dec>;
     constexpr int S = kStagesFor<M>;
     extern __shared__ __align__(16) uint8_t smem[];
@@ -396,38 +402,67 @@ __global__ void __launch_bounds__(kMaxWarps * kWarpSize) gemv_q8_kernel(const Ge
     const int first_row = blockIdx.x * warps + warp;
     const int my_rows = first_row < a.d_out ? (a.d_out - 1 - first_row) / total_warps + 1 : 0;
     const int steps = my_rows * a.n_chunks;
+    const int last_chunk_blocks = a.n_blocks - (a.n_chunks - 1) * G::kChunkBlocks;
 
-    // The matrix (M = 1) and the byte offset of launch row r, chunk c.
-    const auto locate = [&](int r, int c, int& k) {
-        k = M == 1 ? matrix_of(a, r) : 0;
-        return static_cast<size_t>(r - pick(a.row_begin, k)) * a.row_bytes + static_cast<size_t>(c) * G::kChunkBytes;
+    // A position in the warp's sequence of steps: launch row `row`, chunk c. The row's byte address in
+    // each matrix and its output are set once per row (no divisions in the loop).
+    struct Cursor {
+        int row, c;
+        const uint8_t* ptr[M];  // the row's first byte (M = 1: in its own matrix; M = 2: gate, up)
+        float* y;               // where the row's result goes
+        bool last_row;          // the last row of its matrix: its last chunk may end at the allocation's end
     };
-    // Copies step f (row first_row + (f / n_chunks) * total_warps, chunk f % n_chunks) into stage f % S.
-    const auto issue = [&](int f) {
-        const int row = first_row + (f / a.n_chunks) * total_warps;
-        const int c = f % a.n_chunks;
-        const int blocks = min(G::kChunkBlocks, a.n_blocks - c * G::kChunkBlocks);
-        int k = 0;
-        const size_t offset = locate(row, c, k);
-        const size_t size = static_cast<size_t>(blocks) * Dec::kBlockBytes;
+    const auto set_row = [&](Cursor& cur, int row) {
+        cur.row = row;
+        cur.c = 0;
+        if (row >= a.d_out) return;
+        const int k = M == 1 ? matrix_of(a, row) : 0;
+        const int local = row - pick(a.row_begin, k);
 #pragma unroll
         for (int m = 0; m < M; ++m) {
-            const uint8_t* base = M == 1 ? pick(a.w, k) : a.w[m];
-            const uintptr_t start = reinterpret_cast<uintptr_t>(base) + offset;
+            cur.ptr[m] = (M == 1 ? pick(a.w, k) : a.w[m]) + static_cast<size_t>(local) * a.row_bytes;
+        }
+        cur.y = pick(a.y, k) + local;
+        cur.last_row = row + 1 == pick(a.row_begin, k + 1);
+    };
+    const auto advance = [&](Cursor& cur) {
+        if (++cur.c == a.n_chunks) set_row(cur, cur.row + total_warps);
+    };
+
+    // Copies the chunk at `cur` into stage `stage`: 16-byte cp.async from the 16-byte aligned address at or
+    // below it. Only the last chunk of a matrix's last row can reach past the allocation; it takes plain
+    // loads for its final bytes.
+    constexpr int kCopyIters = (G::kChunkBytes + 15 + 15) / 16 / kWarpSize + 1;
+    const auto issue = [&](const Cursor& cur, int stage) {
+        const bool last = cur.c == a.n_chunks - 1;
+        const int size = (last ? last_chunk_blocks : G::kChunkBlocks) * Dec::kBlockBytes;
+#pragma unroll
+        for (int m = 0; m < M; ++m) {
+            const uintptr_t start = reinterpret_cast<uintptr_t>(cur.ptr[m]) + static_cast<uintptr_t>(cur.c) * G::kChunkBytes;
             const uintptr_t first = start & ~uintptr_t{15};
-            const uintptr_t end = reinterpret_cast<uintptr_t>(base) +
-                                  static_cast<size_t>(pick(a.row_begin, k + 1) - pick(a.row_begin, k)) * a.row_bytes;
             const int pieces = static_cast<int>((start + size - first + 15) / 16);
-            uint8_t* dst = slots + ((f % S) * M + m) * G::kSlotBytes;
-            for (int p = lane; p < pieces; p += kWarpSize) {
-                const uintptr_t src = first + 16u * static_cast<uintptr_t>(p);
-                if (src + 16 <= end) {
-                    const auto d = static_cast<uint32_t>(__cvta_generic_to_shared(dst + 16 * p));
-                    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(d), "l"(src) : "memory");
-                } else {
-                    // The matrix's last bytes: plain loads, nothing past the allocation is addressed.
-                    const auto* from = reinterpret_cast<const uint8_t*>(src);
-                    for (uintptr_t i = 0; i < 16; ++i) dst[16 * p + i] = src + i < end ? from[i] : uint8_t{0};
+            uint8_t* dst = slots + (stage * M + m) * G::kSlotBytes;
+            if (!(last && cur.last_row)) {
+#pragma unroll
+                for (int i = 0; i < kCopyIters; ++i) {
+                    const int p = lane + i * kWarpSize;
+                    if (p < pieces) {
+                        const auto d = static_cast<uint32_t>(__cvta_generic_to_shared(dst + 16 * p));
+                        asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(d), "l"(first + 16u * p) : "memory");
+                    }
+                }
+            } else {
+                const uintptr_t end = reinterpret_cast<uintptr_t>(cur.ptr[m]) + a.row_bytes;
+                for (int p = lane; p < pieces; p += kWarpSize) {
+                    const uintptr_t src = first + 16u * static_cast<uintptr_t>(p);
+                    if (src + 16 <= end) {
+                        const auto d = static_cast<uint32_t>(__cvta_generic_to_shared(dst + 16 * p));
+                        asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(d), "l"(src) : "memory");
+                    } else {
+                        // The matrix's last bytes: plain loads, nothing past the allocation is addressed.
+                        const auto* from = reinterpret_cast<const uint8_t*>(src);
+                        for (uintptr_t i = 0; i < 16; ++i) dst[16 * p + i] = src + i < end ? from[i] : uint8_t{0};
+                    }
                 }
             }
         }
@@ -437,8 +472,14 @@ __global__ void __launch_bounds__(kMaxWarps * kWarpSize) gemv_q8_kernel(const Ge
     // Programmatic dependent launch (common.cuh): the weights are read-only, so their first chunks are
     // requested before waiting for the kernel that writes x (and reads y) to finish.
     allow_dependents();
+    Cursor in{}, cur{};
+    set_row(in, first_row);
+    set_row(cur, first_row);
     for (int f = 0; f < S - 1; ++f) {
-        if (f < steps) issue(f);
+        if (f < steps) {
+            issue(in, f);
+            advance(in);
+        }
         commit();
     }
     grid_dependency_wait();
@@ -448,25 +489,28 @@ __global__ void __launch_bounds__(kMaxWarps * kWarpSize) gemv_q8_kernel(const Ge
 
     const int bl = lane / Dec::kPieces, j = lane % Dec::kPieces;
     float acc[M] = {};
+    int stage = 0, in_stage = S - 1;
     for (int f = 0; f < steps; ++f) {
         asm volatile("cp.async.wait_group %0;\n" ::"n"(S - 2) : "memory");
         __syncwarp();  // every lane's copies of step f landed; step f - 1 is computed, its stage is free
-        if (f + S - 1 < steps) issue(f + S - 1);
+        if (f + S - 1 < steps) {
+            issue(in, in_stage);
+            advance(in);
+        }
         commit();
-        const int row = first_row + (f / a.n_chunks) * total_warps;
-        const int c = f % a.n_chunks;
-        const int blk = c * G::kChunkBlocks + bl;
-        int k = 0;
-        const size_t offset = locate(row, c, k);
+        in_stage = in_stage == S - 1 ? 0 : in_stage + 1;
+        const int blk = cur.c * G::kChunkBlocks + bl;
         if (blk < a.n_blocks) {
 #pragma unroll
             for (int m = 0; m < M; ++m) {
-                const uint8_t* slot = slots + ((f % S) * M + m) * G::kSlotBytes;
-                const auto mis = static_cast<int>((reinterpret_cast<uintptr_t>(M == 1 ? pick(a.w, k) : a.w[m]) + offset) & 15u);
+                const uint8_t* slot = slots + (stage * M + m) * G::kSlotBytes;
+                const auto mis = static_cast<int>(
+                    (reinterpret_cast<uintptr_t>(cur.ptr[m]) + static_cast<uintptr_t>(cur.c) * G::kChunkBytes) & 15u);
                 acc[m] += Dec::piece(slot + mis + bl * Dec::kBlockBytes, j, blk * (Dec::kBlockElems / kXBlock), x);
             }
         }
-        if (c == a.n_chunks - 1) {
+        stage = stage == S - 1 ? 0 : stage + 1;
+        if (cur.c == a.n_chunks - 1) {
             float v[M];
 #pragma unroll
             for (int m = 0; m < M; ++m) {
@@ -475,8 +519,9 @@ __global__ void __launch_bounds__(kMaxWarps * kWarpSize) gemv_q8_kernel(const Ge
                 for (int o = kWarpSize / 2; o > 0; o /= 2) v[m] += __shfl_xor_sync(0xffffffffu, v[m], o);
                 acc[m] = 0.0f;
             }
-            if (lane == 0) pick(a.y, k)[row - pick(a.row_begin, k)] = M == 2 ? gelu_tanh(v[0]) * v[M - 1] : v[0];
+            if (lane == 0) *cur.y = M == 2 ? gelu_tanh(v[0]) * v[M - 1] : v[0];
         }
+        advance(cur);
     }
     asm volatile("cp.async.wait_group 0;\n" ::: "memory");
 }

@@ -38,6 +38,7 @@
 #include <cstring>
 #include <initializer_list>
 #include <limits>
+#include <memory>
 #include <random>
 #include <string>
 #include <type_traits>
@@ -555,6 +556,102 @@ TEST_CASE("cuda gemv_q8 equals a host emulation of its 8-bit x at the Gemma 4 12
 }
 
 
+
+/// cuda::gemv_q8_norm: x RMS-normalized in the kernel, then up to three matrices (one launch) or a gate/up
+/// pair, against cpu::rms_norm then cpu::matmul (and cpu::geglu). Tolerance: matmul_tolerance on the CPU's
+/// normalized x (f32 products, the 16-bit rounding of x: see the top), plus what the kernel's normalization
+/// may differ by: its f32 sum of squares has another order (each term passes through at most ~32 f32 additions:
+/// per thread, the shuffle tree, the warp sums) and x_n takes 3 roundings, so |x_n - x_n,cpu| <= 64 * 2^-24
+/// |x_n| bounds it with margin; it enters as sum_i |w_i| * that.
+void check_q8_norm(const std::vector<const HostMatrix*>& ms, const HostMatrix* up, const std::vector<float>& x,
+                   const std::vector<float>& norm_w, float eps) {
+    const int64_t d_in = ms[0]->d_in;
+    std::vector<float> xn(static_cast<size_t>(d_in));
+    cpu::rms_norm(x.data(), norm_w.data(), 1, static_cast<int>(d_in), eps, xn.data(), pool());
+    const auto norm_slack = [&](const HostMatrix& m) {
+        std::vector<double> extra(static_cast<size_t>(m.d_out));
+        std::vector<float> row(static_cast<size_t>(d_in));
+        for (int64_t o = 0; o < m.d_out; ++o) {
+            dequantize_row(m.type, m.bytes.data() + o * m.row_bytes, row.data(), d_in);
+            double a = 0;
+            for (int64_t i = 0; i < d_in; ++i) a += std::abs(double(row[i])) * std::abs(double(xn[i]));
+            extra[o] = 64 * kEps * a;
+        }
+        return extra;
+    };
+    std::vector<std::unique_ptr<DeviceMatrix>> dev;
+    std::vector<WeightMatrix> views;
+    for (const HostMatrix* m : ms) {
+        dev.push_back(std::make_unique<DeviceMatrix>(*m));
+        views.push_back(dev.back()->view());
+    }
+    std::unique_ptr<DeviceMatrix> dup;
+    WeightMatrix up_view{};
+    if (up) {
+        dup = std::make_unique<DeviceMatrix>(*up);
+        up_view = dup->view();
+    }
+    std::vector<const WeightMatrix*> wp;
+    for (const WeightMatrix& v : views) wp.push_back(&v);
+    std::vector<std::unique_ptr<DeviceBuffer<float>>> ys;
+    std::vector<float*> yp;
+    for (const HostMatrix* m : ms) {
+        ys.push_back(std::make_unique<DeviceBuffer<float>>(static_cast<size_t>(m->d_out)));
+        ys.back()->poison();
+        yp.push_back(ys.back()->get());
+    }
+    DeviceBuffer<float> dx(x), dw(norm_w);
+    cuda::gemv_q8_norm(wp.data(), yp.data(), static_cast<int>(ms.size()), up ? &up_view : nullptr, dx.get(), dw.get(), eps,
+                       cuda_context());
+    for (size_t k = 0; k < ms.size(); ++k) {
+        const HostMatrix& h = *ms[k];
+        CAPTURE(k, ggml_type_info(h.type).name, h.d_out);
+        std::vector<float> g(static_cast<size_t>(h.d_out));
+        cpu::matmul(h.view(h.bytes.data()), xn.data(), 1, g.data(), pool());
+        std::vector<double> tg = matmul_tolerance(h, xn, 1);
+        const std::vector<double> eg = norm_slack(h);
+        for (size_t o = 0; o < tg.size(); ++o) tg[o] += eg[o];
+        if (!up) {
+            check_elements(ys[k]->download(), g, tg, 2 * kQ8Nmse);
+            continue;
+        }
+        std::vector<float> u(g.size()), want(g.size());
+        cpu::matmul(up->view(up->bytes.data()), xn.data(), 1, u.data(), pool());
+        cpu::geglu(g.data(), u.data(), static_cast<int64_t>(g.size()), want.data(), pool());
+        std::vector<double> tu = matmul_tolerance(*up, xn, 1);
+        const std::vector<double> eu = norm_slack(*up);
+        std::vector<double> tol(g.size());
+        for (size_t o = 0; o < tol.size(); ++o) {
+            tu[o] += eu[o];
+            tol[o] = kGeluSlope * tg[o] * (std::abs(double(u[o])) + tu[o]) + std::abs(double(gelu_tanh(g[o]))) * tu[o] +
+                     kTanhRel * std::abs(double(want[o])) + 1e-30;
+        }
+        check_elements(ys[k]->download(), want, tol, 4 * kQ8Nmse);
+    }
+}
+
+TEST_CASE("cuda gemv_q8_norm fuses the RMSNorm and runs up to three matrices in one launch", "[kernel][cuda]") {
+    GEMMA4_REQUIRE_CUDA();
+    // d_in 3840 (d_model: a full chunk and a partial one for every type) and a single partial chunk (2 K-quant
+    // blocks, 17 Q8_0/Q4_0 blocks); row counts that split unevenly over the warps, so that a warp's rows
+    // cross from one matrix into the next.
+    for (GgmlType type : kQ8Types) {
+        const int64_t be = block_elems(type);
+        for (int64_t d_in : {int64_t{3840}, be == 256 ? int64_t{512} : int64_t{544}}) {
+            const uint64_t seed = seed_of(type, d_in, 3) + 29;
+            CAPTURE(ggml_type_info(type).name, d_in, seed);
+            const HostMatrix q = random_matrix(type, d_in, 700, seed), k = random_matrix(type, d_in, 33, seed + 1),
+                             v = random_matrix(type, d_in, 257, seed + 2), u = random_matrix(type, d_in, 700, seed + 5);
+            auto x = random_floats(static_cast<size_t>(d_in), seed + 3);
+            for (size_t i = 0; i < x.size(); i += 97) x[i] *= 40.0f;  // outliers, as in Gemma's residual stream
+            auto norm_w = random_floats(static_cast<size_t>(d_in), seed + 4);
+            const float eps = 1e-6f;
+            check_q8_norm({&q, &k, &v}, nullptr, x, norm_w, eps);
+            check_q8_norm({&k, &v}, nullptr, x, norm_w, eps);
+            check_q8_norm({&q}, &u, x, norm_w, eps);  // the fused gate/up pair
+        }
+    }
+}
 
 TEST_CASE("cuda matmul rejects bad shapes and unsupported types", "[kernel][cuda]") {
     GEMMA4_REQUIRE_CUDA();
