@@ -21,19 +21,24 @@
 //
 // Geometry (persistent CTAs of W = 2..8 warps). Each CTA first copies x into shared memory as the two
 // int8 planes plus, per 32-block, dx (f32) and, per 16 elements, the integer sum of v (for the mins and
-// the Q6_K/Q4_0 offsets). Each warp then streams whole rows: rows warp_id, warp_id + total_warps, ...;
-// a row is cut into chunks of 32 "pieces", one per lane (a piece: 64 weights of a Q4_K or Q6_K block,
-// a whole Q8_0 or Q4_0 block). A chunk's weight bytes (contiguous in the row) are copied by the warp into
-// its own shared-memory slot with 16-byte cp.async from the 16-byte aligned address at or below the
-// segment (any block size and alignment works; Q6_K blocks are 210 bytes, Q8_0 34), several chunks ahead
-// (kStages): the pipeline runs across row boundaries, so a warp keeps ~3 chunks (2-5 KiB) in flight at
-// all times. Only __syncwarp inside the loop; the x copy is the one CTA-wide barrier, and the first
-// weight chunks are already in flight while it runs. A row's sum is a warp reduction, written by lane 0.
-// The fused gate/up (M = 2) streams a gate row and an up row together and writes gelu(g) * u.
+// the Q6_K/Q4_0 offsets). Each warp then streams its rows, warp_id, warp_id + total_warps, ..., two
+// "streams" at a time: two of its rows together (r and r + total_warps), or for the fused gate/up a
+// gate row and an up row. Every x load from shared memory then serves two weight rows: x is two bytes
+// per weight against ~0.56 (Q4_K) of weights, so reading it once per row made shared memory, not DRAM,
+// the limit (H100, ncu: ~2.4 instructions issued per cycle at 47 % of DRAM bandwidth on ffn_down).
+// A row is cut into chunks of 32 "pieces", one per lane (a piece: 64 weights of a Q4_K or Q6_K block, a
+// whole Q8_0 or Q4_0 block). A step's chunks (contiguous in their rows) are copied by the warp into its
+// own shared-memory slots with 16-byte cp.async from the 16-byte aligned address at or below the segment
+// (any block size and alignment works; Q6_K blocks are 210 bytes, Q8_0 34), kStages - 1 steps ahead:
+// the pipeline runs across row boundaries, so a warp keeps 2 steps (4-7 KiB) in flight at all times. The
+// position of the pipeline is a cursor advanced chunk by chunk (row pointers set once per row, no
+// divisions). Only __syncwarp inside the loop; the x copy is the one CTA-wide barrier, and the first
+// weight chunks are already in flight while it runs (and, with programmatic dependent launch, while the
+// previous kernel finishes). A row's sum is a warp reduction, written by lane 0.
 //
 // Shared-memory layout: [hi plane][lo plane] (each d_in int8 with 16 bytes of padding every 2^kXPadShift
 // bytes so that the lanes of a 16-byte load phase hit distinct banks)[dx: n_xblocks f32][sums: 2 n_xblocks int32]
-// [warp 0: stage 0: M slots, stage 1 ...][warp 1 ...]. A slot holds a chunk's bytes at their address
+// [warp 0: stage 0: kStreams slots, stage 1 ...][warp 1 ...]. A slot holds a chunk's bytes at their address
 // modulo 16, plus 16 bytes so that the aligned 4-byte reads of 2-byte aligned fields may overrun.
 //
 // Constraints (gemv_q8_supports): d_in a multiple of 256 for K-quants and 32 otherwise, row_bytes as
@@ -131,51 +136,80 @@ struct Dot {
 __host__ __device__ constexpr int x_offset(int elem, int pad_shift) { return elem + 16 * (elem >> pad_shift); }
 
 // ---------------------------------------------------------------------------------------------------
-// Piece decoders: Dec::piece(block in shared memory, piece j, first x block of this weight block, x)
+// Piece decoders: Dec::piece(b, j, xb0, x, out) computes, for each of kStreams weight blocks b[n] in shared
+// memory (two rows, or a gate row and an up row), the dot product of its piece j with x; xb0 is the first
+// x block of these weight blocks. Every x load (the costly part: two bytes of x per weight, against
+// 0.56-1.06 bytes of weights) is issued once and used for both streams.
+
+constexpr int kStreams = 2;  // weight rows per step of a warp, sharing x
 
 /// Q4_K: d, dmin (f16), 12 bytes of 6-bit scales/mins, qs[128]. Piece j < 4 = qs[32j .. 32j + 32): low
 /// nibbles are sub-block 2j (elements 64j + l), high nibbles sub-block 2j + 1 (64j + 32 + l).
 struct Q4KDec {
     static constexpr int kBlockBytes = 144, kBlockElems = 256, kPieces = 4, kXPadShift = 6;
     // 144 = 9 x 16: every block of a 16-byte aligned matrix is 16-byte aligned (read as uint4).
-    __device__ static float piece(const uint8_t* b, int j, int xb0, const XShared& x) {
-        const uint4 h = *reinterpret_cast<const uint4*>(b);
-        const uint4 qa = *reinterpret_cast<const uint4*>(b + 16 + 32 * j);
-        const uint4 qb = *reinterpret_cast<const uint4*>(b + 32 + 32 * j);
+    __device__ static void piece(const uint8_t* const (&b)[kStreams], int j, int xb0, const XShared& x,
+                                 float (&out)[kStreams]) {
         const int xlo = xb0 + 2 * j, xhi = xlo + 1;
-        Dot dl, dh;
-        dl.add4(qa.x & kNibbles, qa.y & kNibbles, qa.z & kNibbles, qa.w & kNibbles, x.load16(xlo * kXBlock));
-        dl.add4(qb.x & kNibbles, qb.y & kNibbles, qb.z & kNibbles, qb.w & kNibbles, x.load16(xlo * kXBlock + 16));
-        dh.add4((qa.x >> 4) & kNibbles, (qa.y >> 4) & kNibbles, (qa.z >> 4) & kNibbles, (qa.w >> 4) & kNibbles,
-                x.load16(xhi * kXBlock));
-        dh.add4((qb.x >> 4) & kNibbles, (qb.y >> 4) & kNibbles, (qb.z >> 4) & kNibbles, (qb.w >> 4) & kNibbles,
-                x.load16(xhi * kXBlock + 16));
-        // 6-bit scale and min of sub-blocks 2j, 2j + 1 (ggml's get_scale_min_k4). Scale bytes 0-3 are h.y,
-        // 4-7 h.z, 8-11 h.w. Sub-block s < 4: sc = byte s & 63, m = byte s+4 & 63; s >= 4: sc = low nibble of
-        // byte s+4 | (top 2 bits of byte s-4) << 4, m = high nibble of byte s+4 | (top 2 bits of byte s) << 4.
-        const uint32_t sh = 16u * static_cast<uint32_t>(j & 1);  // byte 2j or 2j - 4 of its word
-        uint32_t sc0, sc1, m0, m1;
-        if (j < 2) {
-            const uint32_t sc = h.y >> sh, m = h.z >> sh;
-            sc0 = sc & 63;
-            sc1 = (sc >> 8) & 63;
-            m0 = m & 63;
-            m1 = (m >> 8) & 63;
-        } else {
-            const uint32_t low = h.w >> sh, top_sc = h.y >> sh, top_m = h.z >> sh;
-            sc0 = (low & 0xF) | ((top_sc >> 6) & 3) << 4;
-            sc1 = ((low >> 8) & 0xF) | ((top_sc >> 14) & 3) << 4;
-            m0 = ((low >> 4) & 0xF) | ((top_m >> 6) & 3) << 4;
-            m1 = ((low >> 12) & 0xF) | ((top_m >> 14) & 3) << 4;
+        uint4 qa[kStreams], qb[kStreams];
+        Dot dl[kStreams], dh[kStreams];
+#pragma unroll
+        for (int n = 0; n < kStreams; ++n) {
+            qa[n] = *reinterpret_cast<const uint4*>(b[n] + 16 + 32 * j);
+            qb[n] = *reinterpret_cast<const uint4*>(b[n] + 32 + 32 * j);
         }
-        const float d = half_bits_to_float(h.x);
-        const float dmin = half_bits_to_float(h.x >> kHalfBits);
+        X16 xv = x.load16(xlo * kXBlock);
+#pragma unroll
+        for (int n = 0; n < kStreams; ++n) {
+            dl[n].add4(qa[n].x & kNibbles, qa[n].y & kNibbles, qa[n].z & kNibbles, qa[n].w & kNibbles, xv);
+        }
+        xv = x.load16(xlo * kXBlock + 16);
+#pragma unroll
+        for (int n = 0; n < kStreams; ++n) {
+            dl[n].add4(qb[n].x & kNibbles, qb[n].y & kNibbles, qb[n].z & kNibbles, qb[n].w & kNibbles, xv);
+        }
+        xv = x.load16(xhi * kXBlock);
+#pragma unroll
+        for (int n = 0; n < kStreams; ++n) {
+            dh[n].add4((qa[n].x >> 4) & kNibbles, (qa[n].y >> 4) & kNibbles, (qa[n].z >> 4) & kNibbles,
+                       (qa[n].w >> 4) & kNibbles, xv);
+        }
+        xv = x.load16(xhi * kXBlock + 16);
+#pragma unroll
+        for (int n = 0; n < kStreams; ++n) {
+            dh[n].add4((qb[n].x >> 4) & kNibbles, (qb[n].y >> 4) & kNibbles, (qb[n].z >> 4) & kNibbles,
+                       (qb[n].w >> 4) & kNibbles, xv);
+        }
         const float dx0 = x.d[xlo], dx1 = x.d[xhi];
         const float s0 = static_cast<float>(x.sums[2 * xlo] + x.sums[2 * xlo + 1]);
         const float s1 = static_cast<float>(x.sums[2 * xhi] + x.sums[2 * xhi + 1]);
-        return d * (dx0 * static_cast<float>(sc0) * static_cast<float>(dl.value()) +
-                    dx1 * static_cast<float>(sc1) * static_cast<float>(dh.value())) -
-               dmin * (dx0 * static_cast<float>(m0) * s0 + dx1 * static_cast<float>(m1) * s1);
+#pragma unroll
+        for (int n = 0; n < kStreams; ++n) {
+            // 6-bit scale and min of sub-blocks 2j, 2j + 1 (ggml's get_scale_min_k4). Scale bytes 0-3 are h.y,
+            // 4-7 h.z, 8-11 h.w. Sub-block s < 4: sc = byte s & 63, m = byte s+4 & 63; s >= 4: sc = low nibble
+            // of byte s+4 | (top 2 bits of byte s-4) << 4, m = high nibble of byte s+4 | (top 2 bits of byte s) << 4.
+            const uint4 h = *reinterpret_cast<const uint4*>(b[n]);
+            const uint32_t sh = 16u * static_cast<uint32_t>(j & 1);  // byte 2j or 2j - 4 of its word
+            uint32_t sc0, sc1, m0, m1;
+            if (j < 2) {
+                const uint32_t sc = h.y >> sh, m = h.z >> sh;
+                sc0 = sc & 63;
+                sc1 = (sc >> 8) & 63;
+                m0 = m & 63;
+                m1 = (m >> 8) & 63;
+            } else {
+                const uint32_t low = h.w >> sh, top_sc = h.y >> sh, top_m = h.z >> sh;
+                sc0 = (low & 0xF) | ((top_sc >> 6) & 3) << 4;
+                sc1 = ((low >> 8) & 0xF) | ((top_sc >> 14) & 3) << 4;
+                m0 = ((low >> 4) & 0xF) | ((top_m >> 6) & 3) << 4;
+                m1 = ((low >> 12) & 0xF) | ((top_m >> 14) & 3) << 4;
+            }
+            const float d = half_bits_to_float(h.x);
+            const float dmin = half_bits_to_float(h.x >> kHalfBits);
+            out[n] = d * (dx0 * static_cast<float>(sc0) * static_cast<float>(dl[n].value()) +
+                          dx1 * static_cast<float>(sc1) * static_cast<float>(dh[n].value())) -
+                     dmin * (dx0 * static_cast<float>(m0) * s0 + dx1 * static_cast<float>(m1) * s1);
+        }
     }
 };
 
@@ -185,59 +219,90 @@ struct Q4KDec {
 /// j < 4: hf = j / 2 and the l-half lh = j % 2 (l in [16 lh, 16 lh + 16)), all four k: 64 weights.
 struct Q6KDec {
     static constexpr int kBlockBytes = 210, kBlockElems = 256, kPieces = 4, kXPadShift = 6;
-    __device__ static float piece(const uint8_t* b, int j, int xb0, const XShared& x) {
+    __device__ static void piece(const uint8_t* const (&b)[kStreams], int j, int xb0, const XShared& x,
+                                 float (&out)[kStreams]) {
         const int hf = j >> 1, lh = j & 1;
-        uint32_t ql0[4], ql1[4], qh[4];
-        words_at(b + 64 * hf + 16 * lh, ql0);
-        words_at(b + 64 * hf + 32 + 16 * lh, ql1);
-        words_at(b + 128 + 32 * hf + 16 * lh, qh);
-        const auto* scales = reinterpret_cast<const int8_t*>(b + 192 + 8 * hf + lh);
-        float sum = 0.0f;
+        uint32_t ql0[kStreams][4], ql1[kStreams][4], qh[kStreams][4];
+        float sum[kStreams];
+#pragma unroll
+        for (int n = 0; n < kStreams; ++n) {
+            words_at(b[n] + 64 * hf + 16 * lh, ql0[n]);
+            words_at(b[n] + 64 * hf + 32 + 16 * lh, ql1[n]);
+            words_at(b[n] + 128 + 32 * hf + 16 * lh, qh[n]);
+            sum[n] = 0.0f;
+        }
 #pragma unroll
         for (int k = 0; k < 4; ++k) {
             const int xb = xb0 + 4 * hf + k;
-            uint32_t q[4];
+            const X16 xv = x.load16(xb * kXBlock + 16 * lh);
+            const int offset = kQ6Offset * x.sums[2 * xb + lh];
+            const float dx = x.d[xb];
 #pragma unroll
-            for (int w = 0; w < 4; ++w) {
-                const uint32_t l = (k & 1) ? ql1[w] : ql0[w];
-                const uint32_t lo = (k < 2 ? l : l >> 4) & kNibbles;
-                const uint32_t hi = (k < 2 ? qh[w] << (4 - 2 * k) : qh[w] >> (2 * k - 4)) & kQ6High;
-                q[w] = lo | hi;
+            for (int n = 0; n < kStreams; ++n) {
+                uint32_t q[4];
+#pragma unroll
+                for (int w = 0; w < 4; ++w) {
+                    const uint32_t l = (k & 1) ? ql1[n][w] : ql0[n][w];
+                    const uint32_t lo = (k < 2 ? l : l >> 4) & kNibbles;
+                    const uint32_t hi = (k < 2 ? qh[n][w] << (4 - 2 * k) : qh[n][w] >> (2 * k - 4)) & kQ6High;
+                    q[w] = lo | hi;
+                }
+                Dot dot;
+                dot.add4(q[0], q[1], q[2], q[3], xv);
+                const auto* scales = reinterpret_cast<const int8_t*>(b[n] + 192 + 8 * hf + lh);
+                sum[n] += dx * static_cast<float>(scales[2 * k]) * static_cast<float>(dot.value() - offset);
             }
-            Dot dot;
-            dot.add4(q[0], q[1], q[2], q[3], x.load16(xb * kXBlock + 16 * lh));
-            const int centered = dot.value() - kQ6Offset * x.sums[2 * xb + lh];
-            sum += x.d[xb] * static_cast<float>(scales[2 * k]) * static_cast<float>(centered);
         }
-        return half_at(b + 208) * sum;
+#pragma unroll
+        for (int n = 0; n < kStreams; ++n) out[n] = half_at(b[n] + 208) * sum[n];
     }
 };
 
 /// Q8_0: d (f16), 32 int8 quants; one piece per block.
 struct Q80Dec {
     static constexpr int kBlockBytes = 34, kBlockElems = 32, kPieces = 1, kXPadShift = 7;
-    __device__ static float piece(const uint8_t* b, int, int xb0, const XShared& x) {
-        uint32_t q[8];
-        words_at(b + 2, q);
-        Dot dot;
-        dot.add4(q[0], q[1], q[2], q[3], x.load16(xb0 * kXBlock));
-        dot.add4(q[4], q[5], q[6], q[7], x.load16(xb0 * kXBlock + 16));
-        return half_at(b) * x.d[xb0] * static_cast<float>(dot.value());
+    __device__ static void piece(const uint8_t* const (&b)[kStreams], int, int xb0, const XShared& x,
+                                 float (&out)[kStreams]) {
+        uint32_t q[kStreams][8];
+        Dot dot[kStreams];
+#pragma unroll
+        for (int n = 0; n < kStreams; ++n) words_at(b[n] + 2, q[n]);
+        X16 xv = x.load16(xb0 * kXBlock);
+#pragma unroll
+        for (int n = 0; n < kStreams; ++n) dot[n].add4(q[n][0], q[n][1], q[n][2], q[n][3], xv);
+        xv = x.load16(xb0 * kXBlock + 16);
+#pragma unroll
+        for (int n = 0; n < kStreams; ++n) dot[n].add4(q[n][4], q[n][5], q[n][6], q[n][7], xv);
+        const float dx = x.d[xb0];
+#pragma unroll
+        for (int n = 0; n < kStreams; ++n) out[n] = half_at(b[n]) * dx * static_cast<float>(dot[n].value());
     }
 };
 
 /// Q4_0: d (f16), qs[16]: element l < 16 is the low nibble of qs[l], element 16 + l the high nibble; w = d (q - 8).
 struct Q40Dec {
     static constexpr int kBlockBytes = 18, kBlockElems = 32, kPieces = 1, kXPadShift = 7;
-    __device__ static float piece(const uint8_t* b, int, int xb0, const XShared& x) {
-        uint32_t q[4];
-        words_at(b + 2, q);
-        Dot dot;
-        dot.add4(q[0] & kNibbles, q[1] & kNibbles, q[2] & kNibbles, q[3] & kNibbles, x.load16(xb0 * kXBlock));
-        dot.add4((q[0] >> 4) & kNibbles, (q[1] >> 4) & kNibbles, (q[2] >> 4) & kNibbles, (q[3] >> 4) & kNibbles,
-                 x.load16(xb0 * kXBlock + 16));
+    __device__ static void piece(const uint8_t* const (&b)[kStreams], int, int xb0, const XShared& x,
+                                 float (&out)[kStreams]) {
+        uint32_t q[kStreams][4];
+        Dot dot[kStreams];
+#pragma unroll
+        for (int n = 0; n < kStreams; ++n) words_at(b[n] + 2, q[n]);
+        X16 xv = x.load16(xb0 * kXBlock);
+#pragma unroll
+        for (int n = 0; n < kStreams; ++n) {
+            dot[n].add4(q[n][0] & kNibbles, q[n][1] & kNibbles, q[n][2] & kNibbles, q[n][3] & kNibbles, xv);
+        }
+        xv = x.load16(xb0 * kXBlock + 16);
+#pragma unroll
+        for (int n = 0; n < kStreams; ++n) {
+            dot[n].add4((q[n][0] >> 4) & kNibbles, (q[n][1] >> 4) & kNibbles, (q[n][2] >> 4) & kNibbles,
+                        (q[n][3] >> 4) & kNibbles, xv);
+        }
         const int s = x.sums[2 * xb0] + x.sums[2 * xb0 + 1];
-        return half_at(b) * x.d[xb0] * static_cast<float>(dot.value() - kQ4Offset * s);
+        const float dx = x.d[xb0];
+#pragma unroll
+        for (int n = 0; n < kStreams; ++n) out[n] = half_at(b[n]) * dx * static_cast<float>(dot[n].value() - kQ4Offset * s);
     }
 };
 
@@ -252,15 +317,13 @@ struct Geometry {
     static_assert(kChunkBlocks * Dec::kPieces == kChunkPieces, "a chunk is whole blocks");
 };
 
-/// Pipeline depth (chunks per warp in flight + the one being computed): fewer for the two-matrix kernel,
-/// whose stages are twice as large.
-template <int M>
-inline constexpr int kStagesFor = M == 1 ? 4 : 3;
+/// Pipeline depth: steps per warp in flight + the one being computed (a step is kStreams chunks).
+constexpr int kStages = 3;
 
 constexpr int kMaxMatrices = 3;  // one launch: up to three matrices with the same x, type and d_in (Q, K, V)
 
-/// Rows [row_begin[k], row_begin[k + 1]) of the launch are the rows of matrix k (M = 1); M = 2: one matrix
-/// pair, w[0] gate and w[1] up, out[0] = gelu(gate x) * (up x).
+/// Rows [row_begin[k], row_begin[k + 1]) of the launch are the rows of matrix k; with kGeglu one matrix
+/// pair, w[0] gate and w[1] up, y[0] = gelu(gate x) * (up x).
 struct GemvQ8Args {
     const uint8_t* w[kMaxMatrices];
     float* y[kMaxMatrices];
@@ -275,7 +338,7 @@ struct GemvQ8Args {
     int n_chunks;          // chunks per row
 };
 
-/// The matrix of launch row r (M = 1).
+/// The matrix of launch row r.
 __device__ __forceinline__ int matrix_of(const GemvQ8Args& a, int r) { return (r >= a.row_begin[1]) + (r >= a.row_begin[2]); }
 /// v[k] for a run-time k < kMaxMatrices + 1, by selects: indexing a kernel parameter array with a
 /// run-time index would copy it to local memory.
@@ -376,16 +439,18 @@ __device__ void quantize_x(const float* x, const float* norm_w, float eps, int d
     }
 }
 
-/// Resident 8-warp CTAs per SM the register budget must allow (ptxas then caps registers per thread: 64
-/// for 4, 80 for 3). 4 where the decoder fits 64 registers without spilling (shared memory allows 4 CTAs
-/// only for d_in <= ~4096 anyway); Q6_K and the two-matrix kernels need more.
-template <class Dec, int M>
-inline constexpr int kMinCtasFor = M == 1 && Dec::kBlockBytes != 210 ? 4 : 3;
+/// Resident 8-warp CTAs per SM the register budget must allow (ptxas then caps registers per thread: 80 for
+/// 3, 128 for 2). Q6_K stages (2 x 3 chunks of 1680 bytes per warp) leave room for only 2 CTAs anyway.
+template <class Dec>
+inline constexpr int kMinCtas = Dec::kBlockBytes == 210 ? 2 : 3;
 
-template <class Dec, int M>
-__global__ void __launch_bounds__(kMaxWarps * kWarpSize, kMinCtasFor<Dec, M>) gemv_q8_kernel(const GemvQ8Args a) {
+/// Streams of a step: kGeglu, the gate row and the up row of one launch row; otherwise two launch rows of
+/// the warp, r and r + total_warps (the second absent past the last row).
+template <class Dec, bool kGeglu>
+__global__ void __launch_bounds__(kMaxWarps * kWarpSize, kMinCtas<Dec>) gemv_q8_kernel(const GemvQ8Args a) {
     using G = Geometry<Dec>;
-    constexpr int S = kStagesFor<M>;
+    constexpr int S = kStages;
+    constexpr int N = kStreams;
     extern __shared__ __align__(16) uint8_t smem[];
     const int warps = blockDim.x / kWarpSize;
     const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
@@ -396,53 +461,58 @@ __global__ void __launch_bounds__(kMaxWarps * kWarpSize, kMinCtasFor<Dec, M>) ge
     uint8_t* x_lo = smem + plane;
     auto* xd = reinterpret_cast<float*>(smem + 2 * plane);
     auto* xs = reinterpret_cast<int*>(xd + a.d_in / kXBlock);
-    uint8_t* slots = smem + x_bytes + warp * S * M * G::kSlotBytes;
+    uint8_t* slots = smem + x_bytes + warp * S * N * G::kSlotBytes;
 
     const int total_warps = gridDim.x * warps;
     const int first_row = blockIdx.x * warps + warp;
     const int my_rows = first_row < a.d_out ? (a.d_out - 1 - first_row) / total_warps + 1 : 0;
-    const int steps = my_rows * a.n_chunks;
+    const int row_stride = kGeglu ? total_warps : N * total_warps;  // from one step's first row to the next's
+    const int steps = (kGeglu ? my_rows : (my_rows + N - 1) / N) * a.n_chunks;
     const int last_chunk_blocks = a.n_blocks - (a.n_chunks - 1) * G::kChunkBlocks;
 
-    // A position in the warp's sequence of steps: launch row `row`, chunk c. The row's byte address in
-    // each matrix and its output are set once per row (no divisions in the loop).
+    // A position in the warp's sequence of steps: first launch row `row`, chunk c. Each stream's row address,
+    // output and flags are set once per row (no divisions in the loop).
     struct Cursor {
         int row, c;
-        const uint8_t* ptr[M];  // the row's first byte (M = 1: in its own matrix; M = 2: gate, up)
-        float* y;               // where the row's result goes
-        bool last_row;          // the last row of its matrix: its last chunk may end at the allocation's end
+        const uint8_t* ptr[N];  // the stream's row, first byte
+        float* y[N];            // where its result goes (kGeglu: y[0] only)
+        bool on[N];             // the stream has a row (warp-uniform)
+        bool last_row[N];       // the last row of its matrix: its last chunk may end at the allocation's end
     };
     const auto set_row = [&](Cursor& cur, int row) {
         cur.row = row;
         cur.c = 0;
-        if (row >= a.d_out) return;
-        const int k = M == 1 ? matrix_of(a, row) : 0;
-        const int local = row - pick(a.row_begin, k);
 #pragma unroll
-        for (int m = 0; m < M; ++m) {
-            cur.ptr[m] = (M == 1 ? pick(a.w, k) : a.w[m]) + static_cast<size_t>(local) * a.row_bytes;
+        for (int n = 0; n < N; ++n) {
+            const int r = kGeglu ? row : row + n * total_warps;
+            cur.on[n] = r < a.d_out;
+            if (!cur.on[n]) continue;
+            const int k = kGeglu ? 0 : matrix_of(a, r);
+            const int local = r - pick(a.row_begin, k);
+            cur.ptr[n] = (kGeglu ? a.w[n] : pick(a.w, k)) + static_cast<size_t>(local) * a.row_bytes;
+            cur.y[n] = pick(a.y, k) + local;
+            cur.last_row[n] = r + 1 == pick(a.row_begin, k + 1);
         }
-        cur.y = pick(a.y, k) + local;
-        cur.last_row = row + 1 == pick(a.row_begin, k + 1);
     };
     const auto advance = [&](Cursor& cur) {
-        if (++cur.c == a.n_chunks) set_row(cur, cur.row + total_warps);
+        if (++cur.c == a.n_chunks) set_row(cur, cur.row + row_stride);
     };
 
-    // Copies the chunk at `cur` into stage `stage`: 16-byte cp.async from the 16-byte aligned address at or
-    // below it. Only the last chunk of a matrix's last row can reach past the allocation; it takes plain
+    // Copies the chunks at `cur` into stage `stage`: 16-byte cp.async from the 16-byte aligned address at or
+    // below each. Only the last chunk of a matrix's last row can reach past the allocation; it takes plain
     // loads for its final bytes.
     constexpr int kCopyIters = (G::kChunkBytes + 15 + 15) / 16 / kWarpSize + 1;
     const auto issue = [&](const Cursor& cur, int stage) {
         const bool last = cur.c == a.n_chunks - 1;
         const int size = (last ? last_chunk_blocks : G::kChunkBlocks) * Dec::kBlockBytes;
 #pragma unroll
-        for (int m = 0; m < M; ++m) {
-            const uintptr_t start = reinterpret_cast<uintptr_t>(cur.ptr[m]) + static_cast<uintptr_t>(cur.c) * G::kChunkBytes;
+        for (int n = 0; n < N; ++n) {
+            if (!cur.on[n]) continue;
+            const uintptr_t start = reinterpret_cast<uintptr_t>(cur.ptr[n]) + static_cast<uintptr_t>(cur.c) * G::kChunkBytes;
             const uintptr_t first = start & ~uintptr_t{15};
             const int pieces = static_cast<int>((start + size - first + 15) / 16);
-            uint8_t* dst = slots + (stage * M + m) * G::kSlotBytes;
-            if (!(last && cur.last_row)) {
+            uint8_t* dst = slots + (stage * N + n) * G::kSlotBytes;
+            if (!(last && cur.last_row[n])) {
 #pragma unroll
                 for (int i = 0; i < kCopyIters; ++i) {
                     const int p = lane + i * kWarpSize;
@@ -452,7 +522,7 @@ __global__ void __launch_bounds__(kMaxWarps * kWarpSize, kMinCtasFor<Dec, M>) ge
                     }
                 }
             } else {
-                const uintptr_t end = reinterpret_cast<uintptr_t>(cur.ptr[m]) + a.row_bytes;
+                const uintptr_t end = reinterpret_cast<uintptr_t>(cur.ptr[n]) + a.row_bytes;
                 for (int p = lane; p < pieces; p += kWarpSize) {
                     const uintptr_t src = first + 16u * static_cast<uintptr_t>(p);
                     if (src + 16 <= end) {
@@ -488,7 +558,7 @@ __global__ void __launch_bounds__(kMaxWarps * kWarpSize, kMinCtasFor<Dec, M>) ge
     const XShared x{x_hi, x_lo, xd, xs, Dec::kXPadShift};
 
     const int bl = lane / Dec::kPieces, j = lane % Dec::kPieces;
-    float acc[M] = {};
+    float acc[N] = {};
     int stage = 0, in_stage = S - 1;
     for (int f = 0; f < steps; ++f) {
         asm volatile("cp.async.wait_group %0;\n" ::"n"(S - 2) : "memory");
@@ -501,25 +571,39 @@ __global__ void __launch_bounds__(kMaxWarps * kWarpSize, kMinCtasFor<Dec, M>) ge
         in_stage = in_stage == S - 1 ? 0 : in_stage + 1;
         const int blk = cur.c * G::kChunkBlocks + bl;
         if (blk < a.n_blocks) {
+            // An absent second row computes on stale slot bytes; its result is never written.
+            const uint8_t* b[N];
 #pragma unroll
-            for (int m = 0; m < M; ++m) {
-                const uint8_t* slot = slots + (stage * M + m) * G::kSlotBytes;
+            for (int n = 0; n < N; ++n) {
                 const auto mis = static_cast<int>(
-                    (reinterpret_cast<uintptr_t>(cur.ptr[m]) + static_cast<uintptr_t>(cur.c) * G::kChunkBytes) & 15u);
-                acc[m] += Dec::piece(slot + mis + bl * Dec::kBlockBytes, j, blk * (Dec::kBlockElems / kXBlock), x);
+                    (reinterpret_cast<uintptr_t>(cur.ptr[n]) + static_cast<uintptr_t>(cur.c) * G::kChunkBytes) & 15u);
+                b[n] = slots + (stage * N + n) * G::kSlotBytes + (cur.on[n] ? mis : 0) + bl * Dec::kBlockBytes;
             }
+            float part[N];
+            Dec::piece(b, j, blk * (Dec::kBlockElems / kXBlock), x, part);
+#pragma unroll
+            for (int n = 0; n < N; ++n) acc[n] += part[n];
         }
         stage = stage == S - 1 ? 0 : stage + 1;
         if (cur.c == a.n_chunks - 1) {
-            float v[M];
+            float v[N];
 #pragma unroll
-            for (int m = 0; m < M; ++m) {
-                v[m] = acc[m];
+            for (int n = 0; n < N; ++n) {
+                v[n] = acc[n];
 #pragma unroll
-                for (int o = kWarpSize / 2; o > 0; o /= 2) v[m] += __shfl_xor_sync(0xffffffffu, v[m], o);
-                acc[m] = 0.0f;
+                for (int o = kWarpSize / 2; o > 0; o /= 2) v[n] += __shfl_xor_sync(0xffffffffu, v[n], o);
+                acc[n] = 0.0f;
             }
-            if (lane == 0) *cur.y = M == 2 ? gelu_tanh(v[0]) * v[M - 1] : v[0];
+            if (lane == 0) {
+                if (kGeglu) {
+                    *cur.y[0] = gelu_tanh(v[0]) * v[1];
+                } else {
+#pragma unroll
+                    for (int n = 0; n < N; ++n) {
+                        if (cur.on[n]) *cur.y[n] = v[n];
+                    }
+                }
+            }
         }
         advance(cur);
     }
@@ -529,16 +613,17 @@ __global__ void __launch_bounds__(kMaxWarps * kWarpSize, kMinCtasFor<Dec, M>) ge
 // ---------------------------------------------------------------------------------------------------
 // Host side
 
-template <class Dec, int M>
+template <class Dec, bool kGeglu>
 void launch(GemvQ8Args a, Context& ctx) {
     using G = Geometry<Dec>;
-    constexpr int S = kStagesFor<M>;
     const int sm = ctx.sm_count();
+    // Warp-steps of the launch: a row each with kGeglu (its gate and up rows), else two rows each.
+    const int units = kGeglu ? a.d_out : (a.d_out + kStreams - 1) / kStreams;
     int warps = kMaxWarps;
-    while (warps > 2 && (a.d_out + warps - 1) / warps < sm) warps /= 2;
-    const int smem = x_smem_bytes(a.d_in, Dec::kXPadShift) + warps * S * M * G::kSlotBytes;
+    while (warps > 2 && (units + warps - 1) / warps < sm) warps /= 2;
+    const int smem = x_smem_bytes(a.d_in, Dec::kXPadShift) + warps * kStages * kStreams * G::kSlotBytes;
 
-    auto* kernel = &gemv_q8_kernel<Dec, M>;
+    auto* kernel = &gemv_q8_kernel<Dec, kGeglu>;
     static std::array<std::atomic<int>, kMaxDevices> raised{};
     int dev = 0;
     GEMMA4_CUDA_CHECK(cudaGetDevice(&dev));
@@ -549,7 +634,7 @@ void launch(GemvQ8Args a, Context& ctx) {
     }
     int per_sm = 0;
     GEMMA4_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, warps * kWarpSize, smem));
-    const int ctas = std::max(1, std::min((a.d_out + warps - 1) / warps, std::max(1, per_sm) * sm));
+    const int ctas = std::max(1, std::min((units + warps - 1) / warps, std::max(1, per_sm) * sm));
     a.n_blocks = a.d_in / Dec::kBlockElems;
     a.n_chunks = (a.n_blocks + G::kChunkBlocks - 1) / G::kChunkBlocks;
     launch_dependent(kernel, dim3(ctas), dim3(warps * kWarpSize), smem, static_cast<cudaStream_t>(ctx.stream()), a);
@@ -558,9 +643,9 @@ void launch(GemvQ8Args a, Context& ctx) {
 template <class Dec>
 void dispatch_m(const GemvQ8Args& a, bool pair, Context& ctx) {
     if (pair) {
-        launch<Dec, 2>(a, ctx);
+        launch<Dec, true>(a, ctx);
     } else {
-        launch<Dec, 1>(a, ctx);
+        launch<Dec, false>(a, ctx);
     }
 }
 
