@@ -133,42 +133,6 @@ public:
     void add_rms_norm(float* x, const float* a, const float* weight, int n_tokens, int dim, float eps, float scale) override {
         cuda::add_rms_norm(x, a, weight, n_tokens, dim, eps, scale, *ctx_);
     }
-    // One token: the residual step too runs in the first launch's prologue (which stores x_next from CTA 0).
-    void add_norm_matmuls(const float* x, const float* a, const float* post_weight, float scale, float* x_next,
-                          const float* norm_weight, float eps, int n_tokens, const WeightMatrix* const* ws, float* const* ys,
-                          int count, float* h) override {
-        if (!fused_decode(x, norm_weight, n_tokens, ws, count) || !fused_residual(a, post_weight, x, x_next)) {
-            gemma4::Backend::add_norm_matmuls(x, a, post_weight, scale, x_next, norm_weight, eps, n_tokens, ws, ys, count, h);
-            return;
-        }
-        const cuda::GemvResidual residual{a, post_weight, scale, x_next};
-        for (int k = 0; k < count;) {
-            int j = k + 1;
-            while (j < count && ws[j]->type == ws[k]->type && ws[j]->d_in == ws[k]->d_in) ++j;
-            // Later launches read the x_next the first one wrote.
-            cuda::gemv_q8_norm(ws + k, ys + k, j - k, nullptr, k == 0 ? x : x_next, norm_weight, eps, *ctx_,
-                               k == 0 ? &residual : nullptr);
-            k = j;
-        }
-    }
-    void add_norm_gate_up_geglu(const float* x, const float* a, const float* post_weight, float scale, float* x_next,
-                                const float* norm_weight, float eps, const WeightMatrix& gate, const WeightMatrix& up,
-                                int n_tokens, float* scratch, float* out, float* h) override {
-        const WeightMatrix* ws[] = {&gate, &up};
-        if (!fused_decode(x, norm_weight, n_tokens, ws, 2) || gate.type != up.type || gate.d_out != up.d_out ||
-            !fused_residual(a, post_weight, x, x_next)) {
-            gemma4::Backend::add_norm_gate_up_geglu(x, a, post_weight, scale, x_next, norm_weight, eps, gate, up, n_tokens,
-                                                    scratch, out, h);
-            return;
-        }
-        const cuda::GemvResidual residual{a, post_weight, scale, x_next};
-        float* ys[] = {out};
-        cuda::gemv_q8_norm(ws, ys, 1, &up, x, norm_weight, eps, *ctx_, &residual);
-    }
-    static bool fused_residual(const float* a, const float* post_weight, const float* x, const float* x_next) {
-        const auto aligned = [](const void* p) { return p && reinterpret_cast<uintptr_t>(p) % 16 == 0; };
-        return aligned(a) && aligned(post_weight) && aligned(x_next) && x_next != x && x_next != a;
-    }
     bool fused_decode(const float* x, const float* norm_weight, int n_tokens, const WeightMatrix* const* ws, int count) const {
         if (n_tokens != 1 || cuda::exact_decode_requested() || !norm_weight ||
             reinterpret_cast<uintptr_t>(norm_weight) % 16 != 0) {

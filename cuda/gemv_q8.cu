@@ -331,10 +331,6 @@ struct GemvQ8Args {
     const float* x;        // [d_in]
     const float* norm_w;   // RMSNorm weight applied to x first, or null
     float eps;
-    const float* res_a;    // residual step first (cuda::GemvResidual), or null
-    const float* res_w;
-    float res_scale;
-    float* x_next;         // x after the residual step, written by CTA 0
     size_t row_bytes;
     int d_in;
     int d_out;             // total rows
@@ -365,37 +361,14 @@ __host__ __device__ constexpr int x_smem_bytes(int d_in, int pad_shift) {  // a 
 /// of squares in another order). Each thread takes 4 consecutive elements (one float4) per step, 8
 /// consecutive threads one 32-block; a thread's loads for up to kXBatch steps are issued before any is used.
 constexpr int kXBatch = 8;
-
-/// The x the kernel multiplies with, one float4 at a time: x itself, or after the residual step
-/// x' = (x + (a * inv_a) * w) * scale (cuda::add_rms_norm's f32 expression, inv_a = 1 / sqrt(mean(a^2) + eps)).
-struct XSource {
-    const float4* x4;
-    const float4* a4;  // null: no residual step
-    const float4* w4;
-    float inv_a;
-    float scale;
-    __device__ __forceinline__ float4 at(int i) const {
-        const float4 x = x4[i];
-        if (!a4) return x;
-        const float4 a = a4[i], w = w4[i];
-        float4 y = make_float4(x.x + (a.x * inv_a) * w.x, x.y + (a.y * inv_a) * w.y, x.z + (a.z * inv_a) * w.z,
-                               x.w + (a.w * inv_a) * w.w);
-        if (scale != 1.0f) y = make_float4(y.x * scale, y.y * scale, y.z * scale, y.w * scale);
-        return y;
-    }
-};
-
-/// 1 / sqrt(mean(v^2) + eps) over the d_in elements of src (every thread of the CTA calls it; `red` holds
-/// one float per warp and is not reused by the caller before a later barrier).
-template <class Src>
-__device__ float rms_inverse(const Src& src, int n4, int d_in, float eps, float* red) {
+__device__ float rms_inverse(const float4* x4, int n4, int d_in, float eps, float* red) {
     float ss = 0.0f;
     for (int base = 0; base < n4; base += kXBatch * static_cast<int>(blockDim.x)) {
         float4 v[kXBatch];
 #pragma unroll
         for (int r = 0; r < kXBatch; ++r) {
             const int i = base + r * static_cast<int>(blockDim.x) + static_cast<int>(threadIdx.x);
-            v[r] = i < n4 ? src.at(i) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            v[r] = i < n4 ? x4[i] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
         }
 #pragma unroll
         for (int r = 0; r < kXBatch; ++r) ss += v[r].x * v[r].x + v[r].y * v[r].y + v[r].z * v[r].z + v[r].w * v[r].w;
@@ -409,40 +382,20 @@ __device__ float rms_inverse(const Src& src, int n4, int d_in, float eps, float*
     return 1.0f / sqrtf(total / static_cast<float>(d_in) + eps);
 }
 
-/// Plain loads of a (the rows rms_inverse of the residual step reads).
-struct PlainSource {
-    const float4* p;
-    __device__ __forceinline__ float4 at(int i) const { return p[i]; }
-};
-
-/// x -> the hi and lo planes, dx per 32-block, integer sums of v per 16, in shared memory. With the residual
-/// step (a.res_a), x is first replaced by x' (XSource; CTA 0 stores x' to a.x_next). With norm_w, x is then
-/// RMS-normalized as cuda::rms_norm does: x_i * (1 / sqrt(mean(x^2) + eps)) * norm_w_i (f32; the sum of
-/// squares in another order). Each thread takes 4 consecutive elements (one float4) per step, 8
-/// consecutive threads one 32-block; a thread's loads for up to kXBatch steps are issued before any is used.
-__device__ void quantize_x(const GemvQ8Args& args, uint8_t* x_hi, uint8_t* x_lo, float* xd, int* xs, int pad_shift) {
-    __shared__ float red_a[kMaxWarps], red_x[kMaxWarps];
-    const int d_in = args.d_in;
-    const float* norm_w = args.norm_w;
+__device__ void quantize_x(const float* x, const float* norm_w, float eps, int d_in, uint8_t* x_hi, uint8_t* x_lo, float* xd,
+                           int* xs, int pad_shift) {
+    __shared__ float red[kMaxWarps];
     const int n4 = d_in / 4;
     const int threads = blockDim.x;
-    XSource src{reinterpret_cast<const float4*>(args.x), nullptr, nullptr, 1.0f, 1.0f};
-    if (args.res_a) {
-        src.a4 = reinterpret_cast<const float4*>(args.res_a);
-        src.w4 = reinterpret_cast<const float4*>(args.res_w);
-        src.inv_a = rms_inverse(PlainSource{src.a4}, n4, d_in, args.eps, red_a);
-        src.scale = args.res_scale;
-    }
-    auto* next4 = blockIdx.x == 0 && args.res_a ? reinterpret_cast<float4*>(args.x_next) : nullptr;
+    const auto* x4 = reinterpret_cast<const float4*>(x);
     const auto* w4 = reinterpret_cast<const float4*>(norm_w);
-    const float inv_rms = norm_w ? rms_inverse(src, n4, d_in, args.eps, red_x) : 1.0f;
+    const float inv_rms = norm_w ? rms_inverse(x4, n4, d_in, eps, red) : 1.0f;
     for (int base = 0; base < n4; base += kXBatch * threads) {
         float4 v[kXBatch];
 #pragma unroll
         for (int r = 0; r < kXBatch; ++r) {
             const int i = base + r * threads + threadIdx.x;
-            v[r] = i < n4 ? src.at(i) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-            if (next4 && i < n4) next4[i] = v[r];
+            v[r] = i < n4 ? x4[i] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
         }
         if (norm_w) {
 #pragma unroll
@@ -600,7 +553,7 @@ __global__ void __launch_bounds__(kMaxWarps * kWarpSize, kMinCtas<Dec>) gemv_q8_
         commit();
     }
     grid_dependency_wait();
-    quantize_x(a, x_hi, x_lo, xd, xs, Dec::kXPadShift);
+    quantize_x(a.x, a.norm_w, a.eps, a.d_in, x_hi, x_lo, xd, xs, Dec::kXPadShift);
     __syncthreads();
     const XShared x{x_hi, x_lo, xd, xs, Dec::kXPadShift};
 
@@ -748,7 +701,7 @@ void gemv_q8(const WeightMatrix& w, const WeightMatrix* up, const float* x, floa
 }
 
 void gemv_q8_norm(const WeightMatrix* const* ws, float* const* ys, int count, const WeightMatrix* up, const float* x,
-                  const float* norm_w, float eps, Context& ctx, const GemvResidual* residual) {
+                  const float* norm_w, float eps, Context& ctx) {
     if (count < 1 || count > kMaxMatrices || (up && count != 1)) {
         throw Error(ErrorCode::invalid_argument, "gemv_q8: 1 to 3 matrices, or one gate/up pair");
     }
@@ -757,20 +710,10 @@ void gemv_q8_norm(const WeightMatrix* const* ws, float* const* ys, int count, co
         return gemv_q8_supports(m, x) && m.type == w0.type && m.d_in == w0.d_in && (!up || m.d_out == w0.d_out);
     };
     bool ok = !norm_w || aligned16(norm_w);
-    if (residual) {
-        ok = ok && residual->a && residual->weight && residual->x_next && aligned16(residual->a) &&
-             aligned16(residual->weight) && aligned16(residual->x_next) && residual->x_next != x && residual->x_next != residual->a;
-    }
     for (int k = 0; k < count; ++k) ok = ok && compatible(*ws[k]);
     if (up) ok = ok && compatible(*up);
     if (!ok) throw Error(ErrorCode::invalid_argument, "gemv_q8: unsupported weight type, shape or alignment");
     GemvQ8Args a = base_args(w0, x, norm_w, eps);
-    if (residual) {
-        a.res_a = residual->a;
-        a.res_w = residual->weight;
-        a.res_scale = residual->scale;
-        a.x_next = residual->x_next;
-    }
     int rows = 0;
     for (int k = 0; k < kMaxMatrices; ++k) {
         a.row_begin[k] = rows;

@@ -41,7 +41,7 @@ void matmul(const WeightMatrix& w, const float* x, int n_tokens, float* y, Conte
 void gate_up_geglu(const WeightMatrix& gate, const WeightMatrix& up, const float* x, int n_tokens, float* scratch,
                    float* out, Context& ctx);
 
-// cuda/gemv_q8.cu: one-token products with x rounded to 16 bits per 32 elements and integer dot products
+// cuda/gemv_q8.cu: one-token products with x rounded to 8 bits per 32 elements and integer dot products
 // (Q4_K, Q6_K, Q8_0, Q4_0; see the file). matmul and gate_up_geglu use it for one token unless
 // exact_decode_requested() (GEMMA4_EXACT_DECODE=1), falling back to the f32 kernels where unsupported.
 bool gemv_q8_supports(const WeightMatrix& w, const float* x);
@@ -51,16 +51,8 @@ void gemv_q8(const WeightMatrix& w, const WeightMatrix* up, const float* x, floa
 /// One launch: ys[k] = W_k h for k < count (<= 3 matrices of one type and d_in), or, with up (count 1),
 /// ys[0] = gelu_tanh(W_0 h) * (up h); h = rms_norm(x) with norm_w and eps (as cuda::rms_norm), or x if
 /// norm_w is null. Throws invalid_argument for what gemv_q8_supports rejects or mixed types/shapes.
-/// With `residual`, x is first replaced by x' = (x + rms_norm(a) * weight) * scale (cuda::add_rms_norm's
-/// expression, same eps), which is also written to x_next (16-byte aligned, not aliasing x or a); then as above.
-struct GemvResidual {
-    const float* a = nullptr;
-    const float* weight = nullptr;
-    float scale = 1.0f;
-    float* x_next = nullptr;
-};
 void gemv_q8_norm(const WeightMatrix* const* ws, float* const* ys, int count, const WeightMatrix* up, const float* x,
-                  const float* norm_w, float eps, Context& ctx, const GemvResidual* residual = nullptr);
+                  const float* norm_w, float eps, Context& ctx);
 
 // cuda/attention.cu
 void attention_prepare(float* q, const float* k, const float* v, const BatchPositions& batch, const AttentionLayer& layer,

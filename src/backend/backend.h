@@ -119,25 +119,6 @@ public:
     /// x[t] = (x[t] + rms_norm(a[t]) * weight) * scale.   x, a: [n_tokens][dim]
     virtual void add_rms_norm(float* x, const float* a, const float* weight, int n_tokens, int dim, float eps,
                               float scale) = 0;
-    /// The residual step and the next layer inputs in one op: x_next = (x + rms_norm(a) * post_weight) * scale
-    /// (add_rms_norm into x_next, a buffer other than x and a), then norm_matmuls / norm_gate_up_geglu on
-    /// x_next. A backend may fold the residual step into the products (the default runs the plain ops).
-    virtual void add_norm_matmuls(const float* x, const float* a, const float* post_weight, float scale, float* x_next,
-                                  const float* norm_weight, float eps, int n_tokens, const WeightMatrix* const* ws,
-                                  float* const* ys, int count, float* h) {
-        const int dim = static_cast<int>(ws[0]->d_in);
-        copy(x_next, x, sizeof(float) * static_cast<size_t>(n_tokens) * dim);
-        add_rms_norm(x_next, a, post_weight, n_tokens, dim, eps, scale);
-        norm_matmuls(x_next, norm_weight, eps, n_tokens, ws, ys, count, h);
-    }
-    virtual void add_norm_gate_up_geglu(const float* x, const float* a, const float* post_weight, float scale, float* x_next,
-                                        const float* norm_weight, float eps, const WeightMatrix& gate, const WeightMatrix& up,
-                                        int n_tokens, float* scratch, float* out, float* h) {
-        const int dim = static_cast<int>(gate.d_in);
-        copy(x_next, x, sizeof(float) * static_cast<size_t>(n_tokens) * dim);
-        add_rms_norm(x_next, a, post_weight, n_tokens, dim, eps, scale);
-        norm_gate_up_geglu(x_next, norm_weight, eps, gate, up, n_tokens, scratch, out, h);
-    }
     /// Per token and head: q = rope(rms(q) * q_norm); k = rope(rms(k) * k_norm) and v = rms(v) written
     /// to the cache at their positions. q: [n_tokens][n_heads * head_dim] in place; k, v:
     /// [n_tokens][n_kv_heads * head_dim] (v may equal k: Gemma 4 full layers reuse the K projection).

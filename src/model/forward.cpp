@@ -4,7 +4,6 @@
 #include <cmath>
 #include <cstdlib>
 #include <string_view>
-#include <utility>
 
 #include <fmt/format.h>
 
@@ -36,7 +35,7 @@ Forward::Forward(Backend& backend, const ModelConfig& config, const ModelWeights
     const size_t n = static_cast<size_t>(max_batch_);
     const size_t d = cfg_.d_model;
     // One arena, carved into aligned slices.
-    const size_t sizes[] = {n * d * 4, n * d * 4, n * d * 4, n * cfg_.max_q_dim() * 4, n * cfg_.max_kv_dim() * 4,
+    const size_t sizes[] = {n * d * 4, n * d * 4, n * cfg_.max_q_dim() * 4, n * cfg_.max_kv_dim() * 4,
                             n * cfg_.max_kv_dim() * 4, n * cfg_.max_q_dim() * 4, n * cfg_.max_d_ff() * 4,
                             n * cfg_.max_d_ff() * 4, n * 4, n * 4 + 4, kLogitChunkRows * d * 4,
                             static_cast<size_t>(kLogitChunkRows) * cfg_.vocab_size * 4};
@@ -50,22 +49,19 @@ Forward::Forward(Backend& backend, const ModelConfig& config, const ModelWeights
         slices[i] = p;
         p += (sizes[i] + kAlign - 1) / kAlign * kAlign;
     }
-    int slice = 0;
-    const auto next = [&] { return slices[slice++]; };
-    x_ = static_cast<float*>(next());
-    x2_ = static_cast<float*>(next());
-    h_ = static_cast<float*>(next());
-    q_ = static_cast<float*>(next());
-    k_ = static_cast<float*>(next());
-    v_ = static_cast<float*>(next());
-    attn_out_ = static_cast<float*>(next());
-    ff_ = static_cast<float*>(next());
-    ff_scratch_ = static_cast<float*>(next());
-    ids_ = static_cast<int32_t*>(next());
-    groups_ = static_cast<int32_t*>(next());
+    x_ = static_cast<float*>(slices[0]);
+    h_ = static_cast<float*>(slices[1]);
+    q_ = static_cast<float*>(slices[2]);
+    k_ = static_cast<float*>(slices[3]);
+    v_ = static_cast<float*>(slices[4]);
+    attn_out_ = static_cast<float*>(slices[5]);
+    ff_ = static_cast<float*>(slices[6]);
+    ff_scratch_ = static_cast<float*>(slices[7]);
+    ids_ = static_cast<int32_t*>(slices[8]);
+    groups_ = static_cast<int32_t*>(slices[9]);
     pos0_ = groups_ + n;
-    logit_x_ = static_cast<float*>(next());
-    logits_ = static_cast<float*>(next());
+    logit_x_ = static_cast<float*>(slices[10]);
+    logits_ = static_cast<float*>(slices[11]);
 }
 
 Forward::~Forward() {
@@ -89,11 +85,6 @@ void Forward::embed_and_layers(const BatchPositions& pos, const ForwardBatch& ba
             i = j;
         }
     }
-    // The residual stream alternates between x_ and x2_: each residual step reads one and writes the other,
-    // fused with the norm and products that follow it (add_norm_*; the last layer's step stands alone).
-    float* x = x_;
-    float* spare = x2_;
-    const auto residual_into_spare = [&] { std::swap(x, spare); };  // after a step wrote `spare`
     for (int l = 0; l < cfg_.n_layers; ++l) {
         const LayerWeights& L = w_.layers[l];
         const AttentionLayer& A = attn_[l];
@@ -101,29 +92,18 @@ void Forward::embed_and_layers(const BatchPositions& pos, const ForwardBatch& ba
         const WeightMatrix* qkv[] = {&L.wq, &L.wk, &L.wv};
         float* qkv_out[] = {q_, k_, v_};
         const bool has_v = L.wv.data != nullptr;
-        if (l == 0) {
-            be_.norm_matmuls(x, L.attn_norm, cfg_.rms_eps, n, qkv, qkv_out, has_v ? 3 : 2, h_);
-        } else {
-            // x = (x + rms_norm(ffn out) * post_ffw_norm) * output_scale of the layer before, then its inputs.
-            const LayerWeights& P = w_.layers[l - 1];
-            be_.add_norm_matmuls(x, h_, P.post_ffw_norm, P.output_scale, spare, L.attn_norm, cfg_.rms_eps, n, qkv, qkv_out,
-                                 has_v ? 3 : 2, h_);
-            residual_into_spare();
-        }
+        be_.norm_matmuls(x_, L.attn_norm, cfg_.rms_eps, n, qkv, qkv_out, has_v ? 3 : 2, h_);
         const float* v = has_v ? v_ : k_;
         const KvLayerView view = kv_views_[l];
         be_.attention_prepare(q_, k_, v, pos, A, view);
         be_.attention(q_, pos, A, view, attn_out_);
         be_.matmul(L.wo, attn_out_, n, h_);
-        // x = x + rms_norm(attention out) * post_attn_norm, then the FFN input norm and gate/up.
-        be_.add_norm_gate_up_geglu(x, h_, L.post_attn_norm, 1.0f, spare, L.ffn_norm, cfg_.rms_eps, L.gate, L.up, n,
-                                   ff_scratch_, ff_, h_);
-        residual_into_spare();
+        be_.add_rms_norm(x_, h_, L.post_attn_norm, n, d, cfg_.rms_eps, 1.0f);
+
+        be_.norm_gate_up_geglu(x_, L.ffn_norm, cfg_.rms_eps, L.gate, L.up, n, ff_scratch_, ff_, h_);
         be_.matmul(L.down, ff_, n, h_);
+        be_.add_rms_norm(x_, h_, L.post_ffw_norm, n, d, cfg_.rms_eps, L.output_scale);
     }
-    const LayerWeights& last = w_.layers[cfg_.n_layers - 1];
-    be_.add_rms_norm(x, h_, last.post_ffw_norm, n, d, cfg_.rms_eps, last.output_scale);
-    x_final_ = x;
 }
 
 void Forward::logits_chunk(std::span<const int> rows) {
@@ -133,10 +113,10 @@ void Forward::logits_chunk(std::span<const int> rows) {
         // One row (decode): no gather; the backend may fuse the final norm into the LM head.
         const WeightMatrix* head[] = {&w_.lm_head};
         float* out[] = {logits_};
-        be_.norm_matmuls(x_final_ + static_cast<size_t>(rows[0]) * d, w_.output_norm, cfg_.rms_eps, 1, head, out, 1, logit_x_);
+        be_.norm_matmuls(x_ + static_cast<size_t>(rows[0]) * d, w_.output_norm, cfg_.rms_eps, 1, head, out, 1, logit_x_);
     } else {
         for (int r = 0; r < n; ++r) {
-            be_.copy(logit_x_ + static_cast<size_t>(r) * d, x_final_ + static_cast<size_t>(rows[r]) * d, sizeof(float) * d);
+            be_.copy(logit_x_ + static_cast<size_t>(r) * d, x_ + static_cast<size_t>(rows[r]) * d, sizeof(float) * d);
         }
         be_.rms_norm(logit_x_, w_.output_norm, n, d, cfg_.rms_eps, logit_x_);
         be_.matmul(w_.lm_head, logit_x_, n, logits_);

@@ -51,7 +51,7 @@ private:
     static constexpr int kLogitChunkRows = 32;  // rows of logits computed per LM-head matmul
 
     void embed_and_layers(const BatchPositions& pos, const ForwardBatch& batch, bool has_media);
-    void logits_chunk(std::span<const int> rows);  // logits_ <- rows of the final residual stream
+    void logits_chunk(std::span<const int> rows);  // logits_ <- rows of x_
     /// One decode step as a recording (CUDA graph): the first step of a shape runs directly and sizes
     /// the scratch, the next one is recorded, and later ones replay it. pos.pos0_device carries pos0.
     void run_recorded_step(const BatchPositions& pos, int logit_row);
@@ -63,10 +63,7 @@ private:
     std::vector<AttentionLayer> attn_;     // per layer constants
     // Backend scratch, each sized for max_batch_ rows.
     void* arena_ = nullptr;
-    float* x_ = nullptr;        // [n][d_model] residual stream (embeddings go here)
-    float* x2_ = nullptr;       // [n][d_model] the other residual buffer: each residual step writes the one it
-                                // does not read (a fused backend reads x in every CTA while one CTA writes)
-    float* x_final_ = nullptr;  // x_ or x2_: where the last layer left the stream
+    float* x_ = nullptr;        // [n][d_model] residual stream
     float* h_ = nullptr;        // [n][d_model] normed input / block output
     float* q_ = nullptr;        // [n][max_q_dim]
     float* k_ = nullptr;        // [n][max_kv_dim]
