@@ -77,7 +77,6 @@ constexpr uint32_t kQ6High = 0x30303030u;  // bits 4-5 of each byte: the top two
 constexpr int kQ6Offset = 32;             // Q6_K: w = d * sc * (q - 32)
 constexpr int kQ4Offset = 8;              // Q4_0: w = d * (q - 8)
 constexpr int kMaxDevices = 16;
-constexpr int kScratchSlotXq = 4;         // Context scratch slot of the pre-rounded x
 
 __device__ __forceinline__ float half_at(const uint8_t* p) {
     return half_bits_to_float(*reinterpret_cast<const unsigned short*>(p));
@@ -337,7 +336,6 @@ struct GemvQ8Args {
     int d_out;             // total rows
     int n_blocks;          // weight blocks per row
     int n_chunks;          // chunks per row
-    const uint8_t* xq;     // x already rounded by quantize_x_kernel (unpadded layout), or null
 };
 
 /// The matrix of launch row r.
@@ -439,42 +437,6 @@ __device__ void quantize_x(const float* x, const float* norm_w, float eps, int d
             }
         }
     }
-}
-
-/// Pre-rounded x (quantize_x_kernel) into this CTA's padded shared-memory layout: both planes in 16-byte
-/// pieces (padding comes every 2^pad_shift >= 64 bytes, so a piece never straddles it), then dx and the sums
-/// (contiguous in both layouts) word by word.
-constexpr int kUnpadded = 30;  // a pad shift that inserts no padding for any d_in this kernel takes
-__device__ void copy_quantized_x(const uint8_t* xq, int d_in, uint8_t* x_hi, uint8_t* x_lo, float* xd, int pad_shift) {
-    const int n16 = d_in / 16;
-    for (int p = threadIdx.x; p < 2 * n16; p += blockDim.x) {
-        const int plane = p >= n16, e = 16 * (p - plane * n16);
-        *reinterpret_cast<uint4*>((plane ? x_lo : x_hi) + x_offset(e, pad_shift)) =
-            *reinterpret_cast<const uint4*>(xq + plane * d_in + e);
-    }
-    const int words = d_in / kXBlock + d_in / kXHalf;  // dx, then the sums, as 4-byte words
-    const auto* src = reinterpret_cast<const uint32_t*>(xq + 2 * d_in);
-    auto* dst = reinterpret_cast<uint32_t*>(xd);
-    for (int w = threadIdx.x; w < words; w += blockDim.x) dst[w] = src[w];
-}
-
-/// One CTA: x (RMS-normalized with norm_w when given) rounded as quantize_x does, into xq: hi plane [d_in],
-/// lo plane [d_in], dx [d_in / 32] f32, sums [d_in / 16] int32, no padding. The GEMV CTAs then copy 2.25
-/// bytes per element instead of each reading, normalizing and rounding x themselves.
-__global__ void __launch_bounds__(kMaxWarps * kWarpSize) quantize_x_kernel(const GemvQ8Args a, uint8_t* xq) {
-    allow_dependents();
-    grid_dependency_wait();
-    auto* xd = reinterpret_cast<float*>(xq + 2 * a.d_in);
-    quantize_x(a.x, a.norm_w, a.eps, a.d_in, xq, xq + a.d_in, xd, reinterpret_cast<int*>(xd + a.d_in / kXBlock), kUnpadded);
-}
-
-/// GEMMA4_XQ=0 turns the separate x rounding off (each GEMV CTA rounds x itself), for A/B timing.
-bool prequantize_x() {
-    static const bool on = [] {
-        const char* env = std::getenv("GEMMA4_XQ");
-        return !(env && std::strcmp(env, "0") == 0);
-    }();
-    return on;
 }
 
 /// Resident 8-warp CTAs per SM the register budget must allow (ptxas then caps registers per thread: 80 for
@@ -591,11 +553,7 @@ __global__ void __launch_bounds__(kMaxWarps * kWarpSize, kMinCtas<Dec>) gemv_q8_
         commit();
     }
     grid_dependency_wait();
-    if (a.xq) {
-        copy_quantized_x(a.xq, a.d_in, x_hi, x_lo, xd, Dec::kXPadShift);
-    } else {
-        quantize_x(a.x, a.norm_w, a.eps, a.d_in, x_hi, x_lo, xd, xs, Dec::kXPadShift);
-    }
+    quantize_x(a.x, a.norm_w, a.eps, a.d_in, x_hi, x_lo, xd, xs, Dec::kXPadShift);
     __syncthreads();
     const XShared x{x_hi, x_lo, xd, xs, Dec::kXPadShift};
 
@@ -769,12 +727,6 @@ void gemv_q8_norm(const WeightMatrix* const* ws, float* const* ys, int count, co
     for (int k = count; k < kMaxMatrices; ++k) a.row_begin[k] = rows;  // empty ranges
     if (up) a.w[1] = static_cast<const uint8_t*>(up->data);
     a.d_out = rows;
-    if (prequantize_x()) {
-        auto* xq = static_cast<uint8_t*>(ctx.scratch(kScratchSlotXq, static_cast<size_t>(a.d_in) * 9 / 4));
-        launch_dependent(quantize_x_kernel, dim3(1), dim3(kMaxWarps * kWarpSize), 0, static_cast<cudaStream_t>(ctx.stream()),
-                         a, xq);
-        a.xq = xq;
-    }
     run(a, w0.type, up != nullptr, ctx);
 }
 
