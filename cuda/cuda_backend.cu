@@ -104,7 +104,7 @@ public:
                        float* out) override {
         cuda::gate_up_geglu(gate, up, x, n_tokens, scratch, out, *ctx_);
     }
-    // One token: the norm is computed inside the 8-bit-x matrix-vector kernels (cuda/gemv_q8.cu), Q/K/V of
+    // One token: the norm is computed inside the 16-bit-x matrix-vector kernels (cuda/gemv_q8.cu), Q/K/V of
     // one type in one launch. Otherwise (prefill, exact decode, other types) the unfused default.
     void norm_matmuls(const float* x, const float* norm_weight, float eps, int n_tokens, const WeightMatrix* const* ws,
                       float* const* ys, int count, float* h) override {

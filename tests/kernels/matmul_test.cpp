@@ -508,7 +508,7 @@ void check_q8_emulation(const DeviceMatrix& w, const DeviceMatrix* up, const std
 
 const GgmlType kQ8Types[] = {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K};
 
-TEST_CASE("cuda gemv_q8 equals a host emulation of its 8-bit x at edge sizes", "[kernel][cuda]") {
+TEST_CASE("cuda gemv_q8 equals a host emulation of its 16-bit x at edge sizes", "[kernel][cuda]") {
     GEMMA4_REQUIRE_CUDA();
     // d_in: one block; a chunk (32 pieces: 8 K-quant blocks, 32 Q8_0/Q4_0 blocks) plus a partial one;
     // d_out: 1, 31, 33 and 700 (more rows than warps in flight: each warp streams several rows).
@@ -531,7 +531,7 @@ TEST_CASE("cuda gemv_q8 equals a host emulation of its 8-bit x at edge sizes", "
     }
 }
 
-TEST_CASE("cuda gemv_q8 equals a host emulation of its 8-bit x at the Gemma 4 12B shapes", "[kernel][cuda][slow]") {
+TEST_CASE("cuda gemv_q8 equals a host emulation of its 16-bit x at the Gemma 4 12B shapes", "[kernel][cuda][slow]") {
     GEMMA4_REQUIRE_CUDA();
     for (GgmlType type : {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q8_0}) {
         for (const Shape& s : kShapes12B) {
