@@ -4,6 +4,8 @@
 
 #include <cuda_runtime.h>
 
+#include <cstdint>
+
 #include <string>
 #include <utility>
 
@@ -26,6 +28,27 @@ inline constexpr int kWarpSize = 32;
 #define GEMMA4_CUDA_CHECK_LAUNCH() GEMMA4_CUDA_CHECK(cudaGetLastError())
 
 inline int ceil_div(int64_t a, int64_t b) { return static_cast<int>((a + b - 1) / b); }
+
+/// Sum of v over the warp, every lane gets it (xor-shuffle tree).
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+    for (int o = kWarpSize / 2; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+/// 16 bytes global -> shared, asynchronously (cp.async, sm_80+); src_bytes < 16 reads only that many and
+/// zero-fills the rest (0: reads nothing).
+__device__ __forceinline__ void cp_async_16(void* smem_dst, const void* gmem_src, int src_bytes = 16) {
+    const auto dst = static_cast<uint32_t>(__cvta_generic_to_shared(smem_dst));
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(gmem_src), "r"(src_bytes) : "memory");
+}
+/// Closes this thread's group of cp.async copies issued since the last commit.
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+/// Waits until at most `Pending` of this thread's committed groups are still in flight.
+template <int Pending>
+__device__ __forceinline__ void cp_async_wait() {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(Pending) : "memory");
+}
 
 /// Grid-stride elementwise kernels: threads per block, and at most this many blocks (the loop covers the rest).
 inline constexpr int kElementwiseThreads = 256;

@@ -56,6 +56,7 @@
 #include "cuda/common.cuh"
 #include "cuda/matmul_dequant.h"
 #include "cuda/ops.h"
+#include "cuda/row_reduce.cuh"
 #include "model/activations.h"
 #include "quant/types.h"
 
@@ -69,6 +70,7 @@ using matmul_detail::kNibbles;
 constexpr int kXBlock = 32;             // x elements per quantization block (one dx)
 constexpr int kXHalf = 16;              // elements per integer sum
 constexpr int kMaxWarps = 8;            // per CTA
+static_assert(kMaxWarps * kWarpSize <= kRowThreads, "block_sum reduces blocks of up to kRowThreads threads");
 constexpr int kChunkPieces = kWarpSize; // one piece per lane per chunk
 constexpr int kSlotSlack = 16;          // a slot holds (address mod 16) + chunk bytes + overrun room
 constexpr float kVMax = 32639.0f;       // largest |v|: 127 * 256 + 127, so hi = (v + 128) >> 8 stays in int8
@@ -361,7 +363,7 @@ __host__ __device__ constexpr int x_smem_bytes(int d_in, int pad_shift) {  // a 
 /// of squares in another order). Each thread takes 4 consecutive elements (one float4) per step, 8
 /// consecutive threads one 32-block; a thread's loads for up to kXBatch steps are issued before any is used.
 constexpr int kXBatch = 8;
-__device__ float rms_inverse(const float4* x4, int n4, int d_in, float eps, float* red) {
+__device__ float rms_inverse(const float4* x4, int n4, int d_in, float eps) {
     float ss = 0.0f;
     for (int base = 0; base < n4; base += kXBatch * static_cast<int>(blockDim.x)) {
         float4 v[kXBatch];
@@ -373,23 +375,16 @@ __device__ float rms_inverse(const float4* x4, int n4, int d_in, float eps, floa
 #pragma unroll
         for (int r = 0; r < kXBatch; ++r) ss += v[r].x * v[r].x + v[r].y * v[r].y + v[r].z * v[r].z + v[r].w * v[r].w;
     }
-#pragma unroll
-    for (int o = kWarpSize / 2; o > 0; o /= 2) ss += __shfl_xor_sync(0xffffffffu, ss, o);
-    if (threadIdx.x % kWarpSize == 0) red[threadIdx.x / kWarpSize] = ss;
-    __syncthreads();
-    float total = 0.0f;
-    for (int w = 0; w < static_cast<int>(blockDim.x) / kWarpSize; ++w) total += red[w];
-    return 1.0f / sqrtf(total / static_cast<float>(d_in) + eps);
+    return 1.0f / sqrtf(block_sum(ss) / static_cast<float>(d_in) + eps);
 }
 
 __device__ void quantize_x(const float* x, const float* norm_w, float eps, int d_in, uint8_t* x_hi, uint8_t* x_lo, float* xd,
                            int* xs, int pad_shift) {
-    __shared__ float red[kMaxWarps];
     const int n4 = d_in / 4;
     const int threads = blockDim.x;
     const auto* x4 = reinterpret_cast<const float4*>(x);
     const auto* w4 = reinterpret_cast<const float4*>(norm_w);
-    const float inv_rms = norm_w ? rms_inverse(x4, n4, d_in, eps, red) : 1.0f;
+    const float inv_rms = norm_w ? rms_inverse(x4, n4, d_in, eps) : 1.0f;
     for (int base = 0; base < n4; base += kXBatch * threads) {
         float4 v[kXBatch];
 #pragma unroll
@@ -516,18 +511,14 @@ __global__ void __launch_bounds__(kMaxWarps * kWarpSize, kMinCtas<Dec>) gemv_q8_
 #pragma unroll
                 for (int i = 0; i < kCopyIters; ++i) {
                     const int p = lane + i * kWarpSize;
-                    if (p < pieces) {
-                        const auto d = static_cast<uint32_t>(__cvta_generic_to_shared(dst + 16 * p));
-                        asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(d), "l"(first + 16u * p) : "memory");
-                    }
+                    if (p < pieces) cp_async_16(dst + 16 * p, reinterpret_cast<const void*>(first + 16u * p));
                 }
             } else {
                 const uintptr_t end = reinterpret_cast<uintptr_t>(cur.ptr[n]) + a.row_bytes;
                 for (int p = lane; p < pieces; p += kWarpSize) {
                     const uintptr_t src = first + 16u * static_cast<uintptr_t>(p);
                     if (src + 16 <= end) {
-                        const auto d = static_cast<uint32_t>(__cvta_generic_to_shared(dst + 16 * p));
-                        asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(d), "l"(src) : "memory");
+                        cp_async_16(dst + 16 * p, reinterpret_cast<const void*>(src));
                     } else {
                         // The matrix's last bytes: plain loads, nothing past the allocation is addressed.
                         const auto* from = reinterpret_cast<const uint8_t*>(src);
@@ -537,7 +528,6 @@ __global__ void __launch_bounds__(kMaxWarps * kWarpSize, kMinCtas<Dec>) gemv_q8_
             }
         }
     };
-    const auto commit = [] { asm volatile("cp.async.commit_group;\n" ::: "memory"); };
 
     // Programmatic dependent launch (common.cuh): the weights are read-only, so their first chunks are
     // requested before waiting for the kernel that writes x (and reads y) to finish.
@@ -550,7 +540,7 @@ __global__ void __launch_bounds__(kMaxWarps * kWarpSize, kMinCtas<Dec>) gemv_q8_
             issue(in, f);
             advance(in);
         }
-        commit();
+        cp_async_commit();
     }
     grid_dependency_wait();
     quantize_x(a.x, a.norm_w, a.eps, a.d_in, x_hi, x_lo, xd, xs, Dec::kXPadShift);
@@ -561,13 +551,13 @@ __global__ void __launch_bounds__(kMaxWarps * kWarpSize, kMinCtas<Dec>) gemv_q8_
     float acc[N] = {};
     int stage = 0, in_stage = S - 1;
     for (int f = 0; f < steps; ++f) {
-        asm volatile("cp.async.wait_group %0;\n" ::"n"(S - 2) : "memory");
+        cp_async_wait<S - 2>();
         __syncwarp();  // every lane's copies of step f landed; step f - 1 is computed, its stage is free
         if (f + S - 1 < steps) {
             issue(in, in_stage);
             advance(in);
         }
-        commit();
+        cp_async_commit();
         in_stage = in_stage == S - 1 ? 0 : in_stage + 1;
         const int blk = cur.c * G::kChunkBlocks + bl;
         if (blk < a.n_blocks) {
@@ -589,9 +579,7 @@ __global__ void __launch_bounds__(kMaxWarps * kWarpSize, kMinCtas<Dec>) gemv_q8_
             float v[N];
 #pragma unroll
             for (int n = 0; n < N; ++n) {
-                v[n] = acc[n];
-#pragma unroll
-                for (int o = kWarpSize / 2; o > 0; o /= 2) v[n] += __shfl_xor_sync(0xffffffffu, v[n], o);
+                v[n] = warp_sum(acc[n]);
                 acc[n] = 0.0f;
             }
             if (lane == 0) {
@@ -607,7 +595,7 @@ __global__ void __launch_bounds__(kMaxWarps * kWarpSize, kMinCtas<Dec>) gemv_q8_
         }
         advance(cur);
     }
-    asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+    cp_async_wait<0>();
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -248,11 +248,6 @@ __device__ __forceinline__ float fma_exact(float a, float b, float c) {
     return r;
 }
 
-__device__ __forceinline__ float warp_sum(float v) {
-GEMMA4_UNROLL
-    for (int o = kWarpSize / 2; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
 
 // cp.async: 16 bytes (src_bytes of them read, the rest zero-filled), L2 only (.cg: weights are streamed)
 // or L1 too (.ca: x is read by every CTA of the SM); and 4 bytes.
