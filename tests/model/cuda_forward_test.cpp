@@ -7,22 +7,10 @@
 // the oracle README's table puts near 1e-3 for the whole model; we require rel_l2 <= 5e-3 and top-1 = 1.
 #include "model/model_test_util.h"
 
-#ifdef GEMMA4_HAVE_CUDA
-#include "cuda/cuda_backend.h"
-#endif
-
 using namespace gemma4;
 using namespace gemma4::test;
 
 namespace {
-
-bool have_gpu() {
-#ifdef GEMMA4_HAVE_CUDA
-    return cuda::device_count() > 0;
-#else
-    return false;
-#endif
-}
 
 Model open_on(const std::string& quant, Device device) {
     ModelOptions o;

@@ -11,9 +11,22 @@
 #include "gemma4/gemma4.h"
 #include "util/npy.h"
 
+#ifdef GEMMA4_HAVE_CUDA
+#include "cuda/cuda_backend.h"
+#endif
+
 namespace gemma4::test {
 
 inline const std::string kData = GEMMA4_TEST_DATA_DIR;
+
+/// A CUDA device is present (always false in a build without CUDA): the CUDA cases skip otherwise.
+inline bool have_gpu() {
+#ifdef GEMMA4_HAVE_CUDA
+    return cuda::device_count() > 0;
+#else
+    return false;
+#endif
+}
 
 inline std::string model_path(const std::string& quant) { return kData + "/models/gemma4-tiny-" + quant + ".gguf"; }
 

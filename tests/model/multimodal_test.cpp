@@ -20,24 +20,12 @@
 
 #include "golden/mm/media_test_util.h"
 
-#ifdef GEMMA4_HAVE_CUDA
-#include "cuda/cuda_backend.h"
-#endif
-
 using namespace gemma4;
 using namespace gemma4::test;
 
 namespace {
 
 const std::string kProjector = kData + "/models/mmproj-gemma4-tiny-f32.gguf";
-
-bool have_gpu() {
-#ifdef GEMMA4_HAVE_CUDA
-    return cuda::device_count() > 0;
-#else
-    return false;
-#endif
-}
 
 Model open_mm(Device device = Device::cpu()) {
     ModelOptions o;
