@@ -176,7 +176,7 @@ int main(int argc, char** argv) {
                     const double t0 = now_s();
                     for (int32_t t : toks) {
                         s.add_tokens(std::span<const int32_t>(&t, 1));
-                        s.evaluate(false);
+                        s.decode();  // logits copied to the host, as llama_decode does
                     }
                     const double dt = now_s() - t0;
                     if (rep > 0) r.samples_ts.push_back(o.n_gen / dt);

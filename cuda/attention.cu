@@ -68,6 +68,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <type_traits>
@@ -327,6 +328,7 @@ struct FlashParams {
     // Graph replay: pos0 is read here, and pos0, kv_lo, kv_hi and part_keys are derived from it in
     // the kernel (n_parts stays as launched).
     const int32_t* pos0_device;
+    bool early_tiles;         // request tiles below pos0 before grid_dependency_wait (GEMMA4_ATTN_EARLY=0: after)
 };
 
 // The per-position fields of FlashParams, from *p.pos0_device in graph replay (as the host computes them
@@ -356,7 +358,9 @@ __device__ __forceinline__ __half* kv_tile(__half* base, int stage, int tensor, 
 template <class Cfg>
 __global__ void __launch_bounds__(Cfg::kThreads, 1) attention_flash_kernel(const FlashParams p) {
     allow_dependents();  // launched with launch_dependent (common.cuh)
-    grid_dependency_wait();
+    // Up to grid_dependency_wait() below, only what was written before this batch began is read: positions,
+    // page table and media groups (uploads) and the keys below pos0 (earlier batches, each ended by a host
+    // synchronization); never what the kernels just before this one (this batch's prepare) write.
     const FlashPositions pp = resolve_positions(p);
     using KvT = typename Cfg::KvT;
     constexpr int HD = Cfg::kHeadDim;
@@ -487,9 +491,20 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) attention_flash_kernel(const
     // Pipeline: tiles 0 .. kStages - 2 in flight before the loop; iteration `it` waits for tile `it`,
     // then issues tile it + kStages - 1 into the stage that iteration it - 1 computed on. One commit
     // group per tile (empty past the end), so "all but the newest kStages - 2 groups" is tile `it`.
+    // Tiles wholly below pos0 (the cache as earlier batches left it) are requested before waiting for the
+    // prepare kernel that writes this batch's keys; the rest after.
+    int early = 0;
     if constexpr (!Cfg::kF32Cache) {
-#pragma unroll
-        for (int st = 0; st < Cfg::kStages - 1; ++st) {
+        while (p.early_tiles && early < Cfg::kStages - 1 && early < n_tiles &&
+               min(k_lo + (early + 1) * kTileKeys, k_hi) <= pp.pos0) {
+            load_tile_async(k_lo + early * kTileKeys, early);
+            cp_async_commit();
+            ++early;
+        }
+    }
+    grid_dependency_wait();
+    if constexpr (!Cfg::kF32Cache) {
+        for (int st = early; st < Cfg::kStages - 1; ++st) {
             if (st < n_tiles) load_tile_async(k_lo + st * kTileKeys, st);
             cp_async_commit();
         }
@@ -832,6 +847,14 @@ void check_pointer(const void* ptr, size_t align, const char* name) {
     }
 }
 
+bool early_tiles_enabled() {
+    static const bool on = [] {
+        const char* env = std::getenv("GEMMA4_ATTN_EARLY");
+        return !(env && std::strcmp(env, "0") == 0);
+    }();
+    return on;
+}
+
 // Raises the kernel's shared-memory limit and returns how many blocks fit on one SM (per device).
 template <class Cfg>
 int flash_blocks_per_sm() {
@@ -880,6 +903,7 @@ void run_flash(const float* q, const BatchPositions& batch, const AttentionLayer
     p.kv_hi = batch.pos0 + batch.n_tokens;
     p.kv_lo = layer.window > 0 ? std::max(0, batch.pos0 - layer.window + 1) : 0;
     p.pos0_device = batch.pos0_device;
+    p.early_tiles = early_tiles_enabled();
     if (batch.pos0_device) {
         // Graph replay: size the split for the largest key range this cache can hold, so the launch
         // shape never depends on pos0 (the kernel derives the ranges from *pos0_device).

@@ -70,6 +70,18 @@ public:
         GEMMA4_CUDA_CHECK(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, stream()));
         GEMMA4_CUDA_CHECK(cudaStreamSynchronize(stream()));
     }
+    void* alloc_host(size_t bytes) override {
+        void* p = nullptr;
+        if (cudaMallocHost(&p, std::max<size_t>(bytes, 1)) != cudaSuccess) {
+            cudaGetLastError();
+            throw Error(ErrorCode::out_of_memory, "cuda:" + std::to_string(device_) + ": cannot allocate " +
+                                                      std::to_string(bytes >> 20) + " MiB of page-locked host memory");
+        }
+        return p;
+    }
+    void free_host(void* p) noexcept override {
+        if (p) cudaFreeHost(p);  // waits for the device
+    }
     void copy(void* dst, const void* src, size_t bytes) override {
         GEMMA4_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream()));
     }

@@ -89,6 +89,10 @@ public:
     /// Runs the pending input through the model. Returns logits [n_pending][vocab] when `all_positions`,
     /// else [1][vocab] for the last position. Throws Error(invalid_argument) if nothing is pending.
     std::vector<float> evaluate(bool all_positions = false);
+    /// Runs the pending input through the model and returns the logits after its last token, as logits()
+    /// does: no copy, valid until the session is next changed. The fast path of a token-by-token loop
+    /// (gemma4-bench's decode). Throws like evaluate.
+    std::span<const float> decode();
     /// Generates from the current state without any template (the pending input is evaluated first).
     Generation continue_raw(const Sampler& sampler, const GenerationLimits& limits = {}, const StreamCallback& on_piece = {});
 

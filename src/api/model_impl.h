@@ -60,7 +60,8 @@ struct Session::Impl {
     std::unique_ptr<Forward> forward;
     std::vector<int32_t> tokens;     // evaluated tokens, then pending ones; -1 marks a soft token
     int n_past = 0;                  // tokens[0, n_past) are in the KV cache
-    std::vector<float> last_logits;  // logits after tokens[n_past - 1]
+    HostBuffer<float> logits;        // [vocab] logits after tokens[n_past - 1] (page-locked: downloaded into directly)
+    bool has_logits = false;
     std::vector<MediaRun> media_runs;  // ascending pos
     int next_media_group = 0;
     // chat state
@@ -70,8 +71,10 @@ struct Session::Impl {
     std::vector<std::shared_ptr<const MediaEmbeddings>> open_media;  // its media, in order
 
     Impl(std::shared_ptr<const Model::Impl> m, const SessionOptions& o);
-    /// Evaluates tokens[n_past, end). Returns logits for all of them (`all`) or for the last one.
+    /// Evaluates tokens[n_past, end); the logits after the last one go to `logits`. With `all` it also returns
+    /// the logits of every one of them ([n_pending][vocab]), else an empty vector.
     std::vector<float> evaluate_pending(bool all);
+    std::span<const float> last_logits() const;
     void append(std::span<const int32_t> ids);
     /// Appends text ids and media blocks; validates everything before changing any state.
     void append(const MediaSequence& seq);

@@ -34,6 +34,11 @@ Session::Impl::Impl(std::shared_ptr<const Model::Impl> m, const SessionOptions& 
     options.batch_tokens = std::min(options.batch_tokens, options.context_tokens);
     kv = std::make_unique<KvCache>(*model->backend, *model->kv_pools, model->config, options.kv_type, options.context_tokens);
     forward = std::make_unique<Forward>(*model->backend, model->config, model->weights, options.batch_tokens);
+    logits = HostBuffer<float>(*model->backend, model->config.vocab_size);
+}
+
+std::span<const float> Session::Impl::last_logits() const {
+    return has_logits ? std::span<const float>(logits.data(), logits.size()) : std::span<const float>();
 }
 
 void Session::Impl::append(std::span<const int32_t> ids) {
@@ -97,7 +102,8 @@ std::vector<float> Session::Impl::evaluate_pending(bool all) {
     const size_t vocab = model->config.vocab_size;
     const size_t d = model->config.d_model;
     const int end = static_cast<int>(tokens.size());
-    std::vector<float> out(all ? n_pending * vocab : vocab);
+    std::vector<float> out(all ? n_pending * vocab : 0);
+    const int n_past_before = n_past;
     std::vector<int> rows;
     std::vector<float> media_rows;
     std::vector<int32_t> groups;
@@ -144,17 +150,20 @@ std::vector<float> Session::Impl::evaluate_pending(bool all) {
         batch.media = media_rows.empty() ? nullptr : media_rows.data();
         batch.groups = groups;
         const int done = n_past - (end - n_pending);
-        float* dst = all ? out.data() + static_cast<size_t>(done) * vocab : out.data();
+        float* dst = all ? out.data() + static_cast<size_t>(done) * vocab : logits.data();
         try {
             forward->run(batch, *kv, dst);
         } catch (...) {
-            // The cache may hold part of this batch; drop the pending tokens so the state stays valid.
+            // The cache may hold part of this batch; drop the pending tokens so the state stays valid. The
+            // logits still match tokens[n_past - 1] only if nothing was evaluated and the last batch never ran.
             truncate(n_past);
+            has_logits = has_logits && n_past == n_past_before && !last_batch;
             throw;
         }
         n_past += n;
     }
-    last_logits.assign(out.end() - vocab, out.end());
+    if (all) std::copy(out.end() - vocab, out.end(), logits.data());
+    has_logits = true;
     return out;
 }
 
@@ -177,12 +186,12 @@ Generation Session::Impl::generate_from_here(const Sampler& sampler_in, const Ge
     const auto t0 = Clock::now();
     g.stats.prompt_tokens = static_cast<int>(tokens.size()) - n_past;
     if (n_past < static_cast<int>(tokens.size())) evaluate_pending(false);
-    if (last_logits.empty()) throw Error(ErrorCode::invalid_argument, "generate: the session is empty");
+    if (!has_logits) throw Error(ErrorCode::invalid_argument, "generate: the session is empty");
     const double prefill_s = seconds_since(t0);
     g.stats.prefill_tok_s = g.stats.prompt_tokens > 0 && prefill_s > 0 ? g.stats.prompt_tokens / prefill_s : 0.0;
 
     StreamDecoder decoder(model->tokenizer);
-    std::vector<float> logits;
+    std::vector<float> sample_logits;
     const auto t_decode = Clock::now();
     int decoded = 0;
     g.stop = StopReason::max_tokens;
@@ -191,8 +200,8 @@ Generation Session::Impl::generate_from_here(const Sampler& sampler_in, const Ge
             g.stop = StopReason::context_full;
             break;
         }
-        logits = last_logits;
-        const int32_t id = media_runs.empty() ? sampler.sample(logits, tokens) : sampler.sample(logits, recent_text_tokens());
+        sample_logits.assign(logits.data(), logits.data() + logits.size());  // the sampler works in place
+        const int32_t id = media_runs.empty() ? sampler.sample(sample_logits, tokens) : sampler.sample(sample_logits, recent_text_tokens());
         if (i == 0) g.stats.time_to_first_token_ms = seconds_since(t0) * 1e3;
         g.tokens.push_back(id);
         g.stats.new_tokens++;
@@ -240,7 +249,16 @@ void Session::add_raw_text(std::string_view text, bool parse_special, bool add_b
     impl_->append(ids);
 }
 
-std::vector<float> Session::evaluate(bool all_positions) { return impl_->evaluate_pending(all_positions); }
+std::vector<float> Session::evaluate(bool all_positions) {
+    std::vector<float> out = impl_->evaluate_pending(all_positions);
+    if (!all_positions) out.assign(impl_->logits.data(), impl_->logits.data() + impl_->logits.size());
+    return out;
+}
+
+std::span<const float> Session::decode() {
+    impl_->evaluate_pending(false);
+    return impl_->last_logits();
+}
 
 Generation Session::continue_raw(const Sampler& sampler, const GenerationLimits& limits, const StreamCallback& on_piece) {
     return impl_->generate_from_here(sampler, limits, on_piece);
@@ -329,7 +347,7 @@ Generation Session::generate(const Sampler& sampler, const GenerationLimits& lim
         s.kv->clear();
         s.truncate(0);
         s.n_past = 0;
-        s.last_logits.clear();
+        s.has_logits = false;
     } else {
         const RenderedPrompt before = m.chat_template.render(
             std::span<const ChatMessage>(conversation.data(), n_before), {.thinking = s.options.thinking, .add_generation_prompt = false});
@@ -361,7 +379,7 @@ Generation Session::generate(const Sampler& sampler, const GenerationLimits& lim
     return g;
 }
 
-std::span<const float> Session::logits() const { return impl_->last_logits; }
+std::span<const float> Session::logits() const { return impl_->last_logits(); }
 
 int Session::n_tokens() const { return static_cast<int>(impl_->tokens.size()); }
 int Session::context_tokens() const { return impl_->options.context_tokens; }
@@ -371,7 +389,7 @@ void Session::reset() {
     impl_->kv->clear();
     impl_->truncate(0);
     impl_->n_past = 0;
-    impl_->last_logits.clear();
+    impl_->has_logits = false;
     impl_->history.clear();
     impl_->history_media.clear();
     impl_->open_user.clear();

@@ -62,6 +62,7 @@ Forward::Forward(Backend& backend, const ModelConfig& config, const ModelWeights
     pos0_ = groups_ + n;
     logit_x_ = static_cast<float*>(slices[10]);
     logits_ = static_cast<float*>(slices[11]);
+    host_ids_ = HostBuffer<int32_t>(be_, n + 1);
 }
 
 Forward::~Forward() {
@@ -166,7 +167,8 @@ void Forward::run(const ForwardBatch& batch, KvCache& kv, float* logits) {
         throw Error(ErrorCode::invalid_argument, "media groups must have one entry per batch row");
     }
     // Validate ids and find media rows before touching the cache.
-    std::vector<int32_t> ids(batch.ids.begin(), batch.ids.end());
+    int32_t* ids = host_ids_.data();  // every run ends synchronized: the previous upload from it is done
+    std::copy(batch.ids.begin(), batch.ids.end(), ids);
     bool has_media = false;
     for (int i = 0; i < n; ++i) {
         if (ids[i] == -1) {
@@ -183,12 +185,26 @@ void Forward::run(const ForwardBatch& batch, KvCache& kv, float* logits) {
         prev = r;
     }
 
+    try {
+        run_prepared(batch, kv, logits, ids, has_media);
+    } catch (...) {
+        // An upload from host_ids_ may still be queued: let it finish before the next run rewrites the buffer.
+        try {
+            be_.synchronize();
+        } catch (...) {
+        }
+        throw;
+    }
+}
+
+void Forward::run_prepared(const ForwardBatch& batch, KvCache& kv, float* logits, const int32_t* ids, bool has_media) {
+    const int n = static_cast<int>(batch.ids.size());
     kv.prepare(batch.pos0, n);
     kv_views_.resize(cfg_.n_layers);
     for (int l = 0; l < cfg_.n_layers; ++l) kv_views_[l] = kv.view(l);
 
     // ---- embeddings
-    be_.upload(ids_, ids.data(), sizeof(int32_t) * n);
+    be_.upload(ids_, ids, sizeof(int32_t) * n);
     BatchPositions pos{batch.pos0, n, nullptr};
     if (!batch.groups.empty()) {
         be_.upload(groups_, batch.groups.data(), sizeof(int32_t) * n);
@@ -198,7 +214,8 @@ void Forward::run(const ForwardBatch& batch, KvCache& kv, float* logits) {
 
     // Decode of one text token: replay a recorded step (CUDA graph) where the backend can.
     if (use_recordings_ && n == 1 && !has_media && batch.groups.empty() && batch.logit_rows.size() == 1) {
-        be_.upload(pos0_, &batch.pos0, sizeof(int32_t));
+        host_ids_.data()[max_batch_] = batch.pos0;
+        be_.upload(pos0_, host_ids_.data() + max_batch_, sizeof(int32_t));
         pos.pos0_device = pos0_;
         pos.max_positions = kv.context_tokens();
         run_recorded_step(pos, batch.logit_rows[0]);

@@ -50,6 +50,7 @@ public:
 private:
     static constexpr int kLogitChunkRows = 32;  // rows of logits computed per LM-head matmul
 
+    void run_prepared(const ForwardBatch& batch, KvCache& kv, float* logits, const int32_t* ids, bool has_media);
     void embed_and_layers(const BatchPositions& pos, const ForwardBatch& batch, bool has_media);
     void logits_chunk(std::span<const int> rows);  // logits_ <- rows of x_
     /// One decode step as a recording (CUDA graph): the first step of a shape runs directly and sizes
@@ -75,6 +76,7 @@ private:
     int32_t* groups_ = nullptr; // [n]
     float* logit_x_ = nullptr;  // [kLogitChunkRows][d_model]
     float* logits_ = nullptr;   // [kLogitChunkRows][vocab]
+    HostBuffer<int32_t> host_ids_;  // [max_batch_ + 1]: the batch's ids, then pos0 (page-locked upload staging)
     int32_t* pos0_ = nullptr;   // [1] pos0 of a recorded step
     std::vector<KvLayerView> kv_views_;
     bool use_recordings_ = true;
