@@ -41,7 +41,12 @@ void matmul(const WeightMatrix& w, const float* x, int n_tokens, float* y, Conte
 void gate_up_geglu(const WeightMatrix& gate, const WeightMatrix& up, const float* x, int n_tokens, float* scratch,
                    float* out, Context& ctx);
 
-// cuda/gemv_q8.cu: one-token products with x rounded to 8 bits per 32 elements and integer dot products
+// cuda/prefetch.cu: asks the L2 to fetch up to kMaxPrefetchRanges byte ranges, in one launch on `stream`
+// (cudaStream_t). A hint: nothing is written; see the file. Throws invalid_argument for more ranges.
+inline constexpr int kMaxPrefetchRanges = 4;
+void prefetch_l2(const ByteRange* ranges, int count, void* stream);
+
+// cuda/gemv_q8.cu: one-token products with x rounded to 16 bits per 32 elements and integer dot products
 // (Q4_K, Q6_K, Q8_0, Q4_0; see the file). matmul and gate_up_geglu use it for one token unless
 // exact_decode_requested() (GEMMA4_EXACT_DECODE=1), falling back to the f32 kernels where unsupported.
 bool gemv_q8_supports(const WeightMatrix& w, const float* x);
