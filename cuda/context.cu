@@ -50,6 +50,7 @@ public:
     ~ContextImpl() override {
         cudaStreamSynchronize(stream_);
         for (auto& s : slots_) cudaFree(s.ptr);
+        cudaFree(counters_);
         cublasDestroy(cublas_);
         cudaStreamDestroy(stream_);
     }
@@ -76,6 +77,21 @@ public:
         return s.ptr;
     }
 
+    unsigned* counters(size_t n) override {
+        if (counters_n_ < n) {
+            GEMMA4_CUDA_CHECK(cudaStreamSynchronize(stream_));
+            if (counters_) GEMMA4_CUDA_CHECK(cudaFree(counters_));
+            counters_ = nullptr;
+            counters_n_ = 0;
+            GEMMA4_CUDA_CHECK(cudaMalloc(&counters_, n * sizeof(unsigned)));
+            GEMMA4_CUDA_CHECK(cudaMemsetAsync(counters_, 0, n * sizeof(unsigned), stream_));
+            GEMMA4_CUDA_CHECK(cudaStreamSynchronize(stream_));
+            counters_n_ = n;
+            ++generation_;
+        }
+        return counters_;
+    }
+
 private:
     static constexpr int kSlots = 16;
     struct Slot {
@@ -87,6 +103,8 @@ private:
     int sm_count_ = 0;
     uint64_t generation_ = 0;
     std::array<Slot, kSlots> slots_{};
+    unsigned* counters_ = nullptr;
+    size_t counters_n_ = 0;
 };
 
 }  // namespace

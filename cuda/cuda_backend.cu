@@ -4,7 +4,6 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -31,20 +30,10 @@ public:
             GEMMA4_CUDA_CHECK(cudaMallocHost(&s.host, kStagingBytes));
             GEMMA4_CUDA_CHECK(cudaEventCreateWithFlags(&s.done, cudaEventDisableTiming));
         }
-        GEMMA4_CUDA_CHECK(cudaStreamCreateWithFlags(&side_, cudaStreamNonBlocking));
-        GEMMA4_CUDA_CHECK(cudaEventCreateWithFlags(&fork_, cudaEventDisableTiming));
-        GEMMA4_CUDA_CHECK(cudaEventCreateWithFlags(&join_, cudaEventDisableTiming));
-        // L2 prefetch needs sm_90 (cp.async.bulk); half the L2 by default, GEMMA4_L2_PREFETCH_MB overrides (0: off).
-        if (prop.major >= 9) prefetch_capacity_ = static_cast<size_t>(prop.l2CacheSize) / 2;
-        if (const char* env = std::getenv("GEMMA4_L2_PREFETCH_MB")) prefetch_capacity_ = std::strtoull(env, nullptr, 10) << 20;
     }
 
     ~Backend() override {
-        cudaStreamSynchronize(side_);
         cudaStreamSynchronize(stream());
-        cudaEventDestroy(fork_);
-        cudaEventDestroy(join_);
-        cudaStreamDestroy(side_);
         for (void* p : weights_) cudaFree(p);
         for (auto& s : staging_) {
             cudaEventDestroy(s.done);
@@ -182,33 +171,13 @@ public:
     void add_rows(float* x, const float* table, const int32_t* ids, int n_rows, int dim) override {
         cuda::add_rows(x, table, ids, n_rows, dim, *ctx_);
     }
-    void synchronize() override {
-        join_side();
-        ctx_->synchronize();
-    }
-
-    // The prefetch kernel runs on a side stream that forks from the main stream here (so it starts once the
-    // ops queued so far have finished, and runs beside the ones queued next) and joins it again at the next
-    // synchronize() or end of a recording.
-    void prefetch(std::span<const ByteRange> ranges) override {
-        if (ranges.empty() || prefetch_capacity_ == 0) return;
-        if (ranges.size() > static_cast<size_t>(cuda::kMaxPrefetchRanges)) {
-            throw Error(ErrorCode::invalid_argument, "prefetch: at most 4 ranges");
-        }
-        GEMMA4_CUDA_CHECK(cudaEventRecord(fork_, stream()));
-        GEMMA4_CUDA_CHECK(cudaStreamWaitEvent(side_, fork_, 0));
-        cuda::prefetch_l2(ranges.data(), static_cast<int>(ranges.size()), side_);
-        side_busy_ = true;
-    }
-    size_t prefetch_capacity() const override { return prefetch_capacity_; }
+    void synchronize() override { ctx_->synchronize(); }
 
     bool begin_recording() override {
-        join_side();
         GEMMA4_CUDA_CHECK(cudaStreamBeginCapture(stream(), cudaStreamCaptureModeThreadLocal));
         return true;
     }
     void* end_recording() override {
-        join_side();  // a capture must end with every stream it forked joined back
         cudaGraph_t graph = nullptr;
         GEMMA4_CUDA_CHECK(cudaStreamEndCapture(stream(), &graph));
         cudaGraphExec_t exec = nullptr;
@@ -235,13 +204,6 @@ public:
 private:
     cudaStream_t stream() const { return static_cast<cudaStream_t>(ctx_->stream()); }
 
-    void join_side() {
-        if (!side_busy_) return;
-        GEMMA4_CUDA_CHECK(cudaEventRecord(join_, side_));
-        GEMMA4_CUDA_CHECK(cudaStreamWaitEvent(stream(), join_, 0));
-        side_busy_ = false;
-    }
-
     struct Staging {
         void* host = nullptr;
         cudaEvent_t done = nullptr;
@@ -253,10 +215,6 @@ private:
     std::vector<void*> weights_;
     std::vector<Staging> staging_ = std::vector<Staging>(2);
     size_t next_staging_ = 0;
-    cudaStream_t side_ = nullptr;  // prefetch
-    cudaEvent_t fork_ = nullptr, join_ = nullptr;
-    bool side_busy_ = false;
-    size_t prefetch_capacity_ = 0;
 };
 
 }  // namespace

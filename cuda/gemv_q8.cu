@@ -319,6 +319,8 @@ struct Geometry {
     static_assert(kChunkBlocks * Dec::kPieces == kChunkPieces, "a chunk is whole blocks");
 };
 
+constexpr int kScratchSlotPartial = 4;  // Context scratch slot of the split-K partial sums
+
 /// Pipeline depth: steps per warp in flight + the one being computed (a step is kStreams chunks).
 constexpr int kStages = 3;
 
@@ -333,11 +335,19 @@ struct GemvQ8Args {
     const float* x;        // [d_in]
     const float* norm_w;   // RMSNorm weight applied to x first, or null
     float eps;
-    size_t row_bytes;
-    int d_in;
+    size_t row_bytes;      // from one row to the next
+    int d_in;              // elements of x (and of a row) one CTA takes: the whole row, or its split's slice
     int d_out;             // total rows
-    int n_blocks;          // weight blocks per row
-    int n_chunks;          // chunks per row
+    int n_blocks;          // weight blocks per row (per split)
+    int n_chunks;          // chunks per row (per split)
+    // Split-K (k_splits > 1; no norm, no GeGLU): the CTAs form k_splits equal runs; run s takes
+    // x[s d_in, (s + 1) d_in) and bytes [s split_bytes, (s + 1) split_bytes) of every row, and writes
+    // partial[s][row]. The CTAs with the same index in every run own the same rows (a "group"); the last of
+    // them to finish (counters[group]) adds the k_splits partials in order s = 0, 1, ... and writes y.
+    int k_splits;
+    size_t split_bytes;
+    float* partial;        // [k_splits][d_out]
+    unsigned* counters;    // [CTAs per run], zero between launches
 };
 
 /// The matrix of launch row r.
@@ -434,6 +444,24 @@ __device__ void quantize_x(const float* x, const float* norm_w, float eps, int d
     }
 }
 
+/// Split-K epilogue (GemvQ8Args): the last CTA of `group` to finish sums the partials of the group's rows.
+__device__ void combine_splits(const GemvQ8Args& a, int group, int first_row, int total_warps, int lane) {
+    __shared__ bool last;
+    __threadfence();  // this CTA's partial rows (stored by lane 0 of each warp) are visible device-wide
+    __syncthreads();
+    if (threadIdx.x == 0) last = atomicAdd(&a.counters[group], 1u) == static_cast<unsigned>(a.k_splits - 1);
+    __syncthreads();
+    if (!last) return;
+    __threadfence();  // the other runs' partials, made visible before their increments, are read after ours
+    for (int r = first_row + lane * total_warps; r < a.d_out; r += kWarpSize * total_warps) {
+        float sum = 0.0f;
+        for (int sp = 0; sp < a.k_splits; ++sp) sum += __ldcg(a.partial + static_cast<size_t>(sp) * a.d_out + r);
+        const int k = matrix_of(a, r);
+        pick(a.y, k)[r - pick(a.row_begin, k)] = sum;
+    }
+    if (threadIdx.x == 0) a.counters[group] = 0;  // ready for the next launch
+}
+
 /// Resident 8-warp CTAs per SM the register budget must allow (ptxas then caps registers per thread: 80 for
 /// 3, 128 for 2). Q6_K stages (2 x 3 chunks of 1680 bytes per warp) leave room for only 2 CTAs anyway.
 template <class Dec>
@@ -458,8 +486,11 @@ __global__ void __launch_bounds__(kMaxWarps * kWarpSize, kMinCtas<Dec>) gemv_q8_
     auto* xs = reinterpret_cast<int*>(xd + a.d_in / kXBlock);
     uint8_t* slots = smem + x_bytes + warp * S * N * G::kSlotBytes;
 
-    const int total_warps = gridDim.x * warps;
-    const int first_row = blockIdx.x * warps + warp;
+    const int groups = gridDim.x / a.k_splits;  // CTAs per split run
+    const int split = blockIdx.x / groups, group = blockIdx.x % groups;
+    const int total_warps = groups * warps;
+    const int first_row = group * warps + warp;
+    const size_t split_off = static_cast<size_t>(split) * a.split_bytes;
     const int my_rows = first_row < a.d_out ? (a.d_out - 1 - first_row) / total_warps + 1 : 0;
     const int row_stride = kGeglu ? total_warps : N * total_warps;  // from one step's first row to the next's
     const int steps = (kGeglu ? my_rows : (my_rows + N - 1) / N) * a.n_chunks;
@@ -484,9 +515,10 @@ __global__ void __launch_bounds__(kMaxWarps * kWarpSize, kMinCtas<Dec>) gemv_q8_
             if (!cur.on[n]) continue;
             const int k = kGeglu ? 0 : matrix_of(a, r);
             const int local = r - pick(a.row_begin, k);
-            cur.ptr[n] = (kGeglu ? a.w[n] : pick(a.w, k)) + static_cast<size_t>(local) * a.row_bytes;
-            cur.y[n] = pick(a.y, k) + local;
-            cur.last_row[n] = r + 1 == pick(a.row_begin, k + 1);
+            cur.ptr[n] = (kGeglu ? a.w[n] : pick(a.w, k)) + static_cast<size_t>(local) * a.row_bytes + split_off;
+            cur.y[n] = a.k_splits > 1 ? a.partial + static_cast<size_t>(split) * a.d_out + r : pick(a.y, k) + local;
+            // Only the last split of a matrix's last row ends at the end of the allocation.
+            cur.last_row[n] = r + 1 == pick(a.row_begin, k + 1) && split == a.k_splits - 1;
         }
     };
     const auto advance = [&](Cursor& cur) {
@@ -514,7 +546,7 @@ __global__ void __launch_bounds__(kMaxWarps * kWarpSize, kMinCtas<Dec>) gemv_q8_
                     if (p < pieces) cp_async_16(dst + 16 * p, reinterpret_cast<const void*>(first + 16u * p));
                 }
             } else {
-                const uintptr_t end = reinterpret_cast<uintptr_t>(cur.ptr[n]) + a.row_bytes;
+                const uintptr_t end = reinterpret_cast<uintptr_t>(cur.ptr[n]) + a.split_bytes;
                 for (int p = lane; p < pieces; p += kWarpSize) {
                     const uintptr_t src = first + 16u * static_cast<uintptr_t>(p);
                     if (src + 16 <= end) {
@@ -543,7 +575,7 @@ __global__ void __launch_bounds__(kMaxWarps * kWarpSize, kMinCtas<Dec>) gemv_q8_
         cp_async_commit();
     }
     grid_dependency_wait();
-    quantize_x(a.x, a.norm_w, a.eps, a.d_in, x_hi, x_lo, xd, xs, Dec::kXPadShift);
+    quantize_x(a.x + static_cast<size_t>(split) * a.d_in, a.norm_w, a.eps, a.d_in, x_hi, x_lo, xd, xs, Dec::kXPadShift);
     __syncthreads();
     const XShared x{x_hi, x_lo, xd, xs, Dec::kXPadShift};
 
@@ -596,19 +628,39 @@ __global__ void __launch_bounds__(kMaxWarps * kWarpSize, kMinCtas<Dec>) gemv_q8_
         advance(cur);
     }
     cp_async_wait<0>();
+    if (a.k_splits > 1) combine_splits(a, group, first_row, total_warps, lane);
 }
 
 // ---------------------------------------------------------------------------------------------------
 // Host side
 
+/// Split-K factor for a product: long rows (ffn_down, a full layer's attn_output) are cut into slices of
+/// about kSplitTarget elements (whole weight blocks), so that each CTA rounds and holds only its slice of x
+/// and more CTAs fit on an SM. GEMMA4_GEMV_SPLITK=0 turns it off (for measuring what it saves).
+constexpr int kSplitTarget = 3840;
+int k_splits_for(const GemvQ8Args& a, int block_elems, bool geglu) {
+    static const bool enabled = [] {
+        const char* env = std::getenv("GEMMA4_GEMV_SPLITK");
+        return !(env && std::strcmp(env, "0") == 0);
+    }();
+    if (!enabled || geglu || a.norm_w != nullptr) return 1;
+    for (int p = a.d_in / kSplitTarget; p > 1; --p) {
+        if (a.d_in % (p * block_elems) == 0) return p;
+    }
+    return 1;
+}
+
 template <class Dec, bool kGeglu>
 void launch(GemvQ8Args a, Context& ctx) {
     using G = Geometry<Dec>;
     const int sm = ctx.sm_count();
-    // Warp-steps of the launch: a row each with kGeglu (its gate and up rows), else two rows each.
+    a.k_splits = k_splits_for(a, Dec::kBlockElems, kGeglu);
+    a.split_bytes = a.row_bytes / static_cast<size_t>(a.k_splits);
+    a.d_in /= a.k_splits;
+    // Warp-steps of one split run: a row each with kGeglu (its gate and up rows), else two rows each.
     const int units = kGeglu ? a.d_out : (a.d_out + kStreams - 1) / kStreams;
     int warps = kMaxWarps;
-    while (warps > 2 && (units + warps - 1) / warps < sm) warps /= 2;
+    while (warps > 2 && (units + warps - 1) / warps * a.k_splits < sm) warps /= 2;
     const int smem = x_smem_bytes(a.d_in, Dec::kXPadShift) + warps * kStages * kStreams * G::kSlotBytes;
 
     auto* kernel = &gemv_q8_kernel<Dec, kGeglu>;
@@ -622,7 +674,12 @@ void launch(GemvQ8Args a, Context& ctx) {
     }
     int per_sm = 0;
     GEMMA4_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, warps * kWarpSize, smem));
-    const int ctas = std::max(1, std::min((units + warps - 1) / warps, std::max(1, per_sm) * sm));
+    const int groups = std::max(1, std::min((units + warps - 1) / warps, std::max(1, per_sm) * sm / a.k_splits));
+    const int ctas = groups * a.k_splits;
+    if (a.k_splits > 1) {
+        a.partial = static_cast<float*>(ctx.scratch(kScratchSlotPartial, static_cast<size_t>(a.k_splits) * a.d_out * sizeof(float)));
+        a.counters = ctx.counters(static_cast<size_t>(groups));
+    }
     a.n_blocks = a.d_in / Dec::kBlockElems;
     a.n_chunks = (a.n_blocks + G::kChunkBlocks - 1) / G::kChunkBlocks;
     launch_dependent(kernel, dim3(ctas), dim3(warps * kWarpSize), smem, static_cast<cudaStream_t>(ctx.stream()), a);

@@ -24,6 +24,9 @@ public:
     virtual int sm_count() const = 0;
     /// Incremented whenever a scratch slot is reallocated.
     virtual uint64_t scratch_generation() const = 0;
+    /// `n` device counters that are zero between kernels (a kernel that counts resets what it used before it
+    /// ends), valid until the next counters() call that grows them (which bumps scratch_generation()).
+    virtual unsigned* counters(size_t n) = 0;
     virtual void synchronize() = 0;
 };
 
@@ -40,11 +43,6 @@ void matmul(const WeightMatrix& w, const float* x, int n_tokens, float* y, Conte
 /// out[t] = gelu_tanh(W_gate x[t]) * (W_up x[t]); fused for few tokens. `scratch`: n_tokens * d_ff floats.
 void gate_up_geglu(const WeightMatrix& gate, const WeightMatrix& up, const float* x, int n_tokens, float* scratch,
                    float* out, Context& ctx);
-
-// cuda/prefetch.cu: asks the L2 to fetch up to kMaxPrefetchRanges byte ranges, in one launch on `stream`
-// (cudaStream_t). A hint: nothing is written; see the file. Throws invalid_argument for more ranges.
-inline constexpr int kMaxPrefetchRanges = 4;
-void prefetch_l2(const ByteRange* ranges, int count, void* stream);
 
 // cuda/gemv_q8.cu: one-token products with x rounded to 16 bits per 32 elements and integer dot products
 // (Q4_K, Q6_K, Q8_0, Q4_0; see the file). matmul and gate_up_geglu use it for one token unless

@@ -11,7 +11,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <span>
 #include <string>
 
 #include "gemma4/model.h"
@@ -72,12 +71,6 @@ struct BatchPositions {
     /// (the cache capacity), never on pos0.
     const int32_t* pos0_device = nullptr;
     int max_positions = 0;
-};
-
-/// Bytes [p, p + bytes) of device memory (Backend::prefetch).
-struct ByteRange {
-    const void* p = nullptr;
-    size_t bytes = 0;
 };
 
 class Backend {
@@ -155,12 +148,6 @@ public:
 
     /// Waits for all queued work (a no-op on the CPU).
     virtual void synchronize() = 0;
-    /// A hint that ops queued after this call will read these uploaded weights (at most 4 ranges): the
-    /// backend may start moving them closer while the ops queued before run (CUDA: into L2, from a side
-    /// stream). Never changes a result; may do nothing.
-    virtual void prefetch(std::span<const ByteRange> /*ranges*/) {}
-    /// Bytes that prefetch() can usefully have in flight at once; 0 when it does nothing.
-    virtual size_t prefetch_capacity() const { return 0; }
 
     // ---- recorded op sequences (CUDA graphs). A backend without them returns false from
     // begin_recording() and never sees the other calls.

@@ -94,7 +94,6 @@ void Forward::embed_and_layers(const BatchPositions& pos, const ForwardBatch& ba
         float* qkv_out[] = {q_, k_, v_};
         const bool has_v = L.wv.data != nullptr;
         be_.norm_matmuls(x_, L.attn_norm, cfg_.rms_eps, n, qkv, qkv_out, has_v ? 3 : 2, h_);
-        if (n == 1) prefetch_after_qkv(L);
         const float* v = has_v ? v_ : k_;
         const KvLayerView view = kv_views_[l];
         be_.attention_prepare(q_, k_, v, pos, A, view);
@@ -106,22 +105,6 @@ void Forward::embed_and_layers(const BatchPositions& pos, const ForwardBatch& ba
         be_.matmul(L.down, ff_, n, h_);
         be_.add_rms_norm(x_, h_, L.post_ffw_norm, n, d, cfg_.rms_eps, L.output_scale);
     }
-}
-
-void Forward::prefetch_after_qkv(const LayerWeights& L) {
-    // Attention, next, reads little (one token): the output projection and the gate/up pair may move
-    // meanwhile. The fused gate/up product reads row r of both matrices together, rows in ascending order.
-    size_t budget = be_.prefetch_capacity();
-    if (budget == 0) return;
-    ByteRange ranges[3];
-    const size_t wo = std::min(budget, static_cast<size_t>(L.wo.d_out) * L.wo.row_bytes);
-    ranges[0] = {L.wo.data, wo};
-    budget -= wo;
-    const size_t pair_row = L.gate.row_bytes + L.up.row_bytes;
-    const size_t rows = pair_row > 0 ? std::min(static_cast<size_t>(L.gate.d_out), budget / pair_row) : 0;
-    ranges[1] = {L.gate.data, rows * L.gate.row_bytes};
-    ranges[2] = {L.up.data, rows * L.up.row_bytes};
-    be_.prefetch(std::span<const ByteRange>(ranges, rows > 0 ? 3 : 1));
 }
 
 void Forward::logits_chunk(std::span<const int> rows) {

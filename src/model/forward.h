@@ -52,8 +52,6 @@ private:
 
     void run_prepared(const ForwardBatch& batch, KvCache& kv, float* logits, const int32_t* ids, bool has_media);
     void embed_and_layers(const BatchPositions& pos, const ForwardBatch& batch, bool has_media);
-    /// One-token steps: hints the backend to prefetch what follows the Q/K/V products (Backend::prefetch).
-    void prefetch_after_qkv(const LayerWeights& L);
     void logits_chunk(std::span<const int> rows);  // logits_ <- rows of x_
     /// One decode step as a recording (CUDA graph): the first step of a shape runs directly and sizes
     /// the scratch, the next one is recorded, and later ones replay it. pos.pos0_device carries pos0.

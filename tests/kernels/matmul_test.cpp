@@ -531,6 +531,29 @@ TEST_CASE("cuda gemv_q8 equals a host emulation of its 16-bit x at edge sizes", 
     }
 }
 
+TEST_CASE("cuda gemv_q8 with split-K rows equals the host emulation at edge sizes", "[kernel][cuda]") {
+    GEMMA4_REQUIRE_CUDA();
+    // Rows of 2 x 3840 and 3 x 4096 elements are cut into 2 and 3 slices (each CTA rounds only its slice of
+    // x; the last CTA of a group adds the slices' partial sums). d_out: one row, fewer rows than warps,
+    // and more rows than a wave of warps, so groups and the rows of a group vary; the all-zero x block
+    // sits in the first slice. The tolerance is the same: only the f32 summation order changes.
+    for (GgmlType type : kQ8Types) {
+        for (int64_t d_in : {int64_t{7680}, int64_t{12288}}) {
+            for (int64_t d_out : {1, 33, 700, 5000}) {
+                const uint64_t seed = seed_of(type, d_in, d_out) + 29;
+                CAPTURE(ggml_type_info(type).name, d_in, d_out, seed);
+                const HostMatrix h = random_matrix(type, d_in, d_out, seed);
+                const DeviceMatrix w(h);
+                auto x = random_floats(static_cast<size_t>(d_in), seed + 1);
+                std::fill(x.begin() + 32, x.begin() + 64, 0.0f);
+                for (size_t i = 0; i < x.size(); i += 97) x[i] *= 40.0f;
+                check_q8_emulation(w, nullptr, x);
+                check_q8_emulation(w, nullptr, x);  // again: the group counters were reset by the first launch
+            }
+        }
+    }
+}
+
 TEST_CASE("cuda gemv_q8 equals a host emulation of its 16-bit x at the Gemma 4 12B shapes", "[kernel][cuda][slow]") {
     GEMMA4_REQUIRE_CUDA();
     for (GgmlType type : {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q8_0}) {
