@@ -101,6 +101,7 @@ constexpr int kReduceThreads = 128;
 constexpr int kReduceCols = 64;          // output floats of one row per reduce block (head_dim / 64 blocks per row)
 constexpr int kReduceColLanes = kReduceCols / 4;                   // float4 columns
 constexpr int kReducePartLanes = kReduceThreads / kReduceColLanes; // threads striding over partitions
+constexpr int kReduceEarly = 4;          // partial outputs per thread loaded before the partition weights are known
 constexpr int kMaxParts = 4096;          // partition weights in the reduce kernel's shared memory: 16 KiB
 constexpr int kMaxGridY = 65535;
 constexpr size_t kMaxSmemBytes = 227 * 1024;  // Hopper: opt-in dynamic shared memory per block
@@ -177,9 +178,10 @@ struct PrepareParams {
     bool f16_cache;
 };
 
+constexpr int kRopePairsPerThread = kMaxHeadDim / 2 / kPrepareThreads;
+
 __global__ void __launch_bounds__(kPrepareThreads) attention_prepare_kernel(const PrepareParams p) {
     allow_dependents();  // launched with launch_dependent (common.cuh)
-    grid_dependency_wait();
     __shared__ float x[kMaxHeadDim];
     __shared__ double warp_sums[kPrepareThreads / kWarpSize];
 
@@ -187,7 +189,27 @@ __global__ void __launch_bounds__(kPrepareThreads) attention_prepare_kernel(cons
     const int vec = blockIdx.y;
     const int tid = threadIdx.x;
     const int hd = p.head_dim;
-    const int pos = (p.pos0_device ? *p.pos0_device : p.pos0) + t;
+    const int pos = (p.pos0_device ? *p.pos0_device : p.pos0) + t;  // an upload: readable before the wait
+    const bool rope = vec < p.n_heads + p.n_kv_heads && p.rope_dims > 0;
+
+    // The rotation angles depend only on the position: computed (serial recurrence, sincosf) before waiting
+    // for the kernel that writes q, k and v. Pair i = tid + j * kPrepareThreads.
+    float rope_cos[kRopePairsPerThread], rope_sin[kRopePairsPerThread];
+    if (rope) {
+        const int half = p.rope_dims / 2;
+        float theta = static_cast<float>(pos);
+        int steps = 0;
+#pragma unroll
+        for (int j = 0; j < kRopePairsPerThread; ++j) {
+            const int i = tid + j * kPrepareThreads;
+            rope_cos[j] = 1.0f, rope_sin[j] = 0.0f;
+            if (i >= half) continue;
+            for (; steps < i; ++steps) theta *= p.theta_scale;  // theta = pos * base^(-2i/R), ggml's way
+            const float angle = p.rope_freqs ? theta / p.rope_freqs[i] : theta;
+            sincosf(angle, &rope_sin[j], &rope_cos[j]);
+        }
+    }
+    grid_dependency_wait();
 
     VecKind kind;
     int head;
@@ -227,16 +249,14 @@ __global__ void __launch_bounds__(kPrepareThreads) attention_prepare_kernel(cons
 
     for (int i = tid; i < hd; i += kPrepareThreads) x[i] = weight ? (x[i] * s) * weight[i] : x[i] * s;
 
-    if (kind != VecKind::v && p.rope_dims > 0) {
+    if (rope) {
         __syncthreads();
         const int half = p.rope_dims / 2;
-        float theta = static_cast<float>(pos);
-        int steps = 0;
-        for (int i = tid; i < half; i += kPrepareThreads) {
-            for (; steps < i; ++steps) theta *= p.theta_scale;  // theta = pos * base^(-2i/R), ggml's way
-            const float angle = p.rope_freqs ? theta / p.rope_freqs[i] : theta;
-            float sn, cs;
-            sincosf(angle, &sn, &cs);
+#pragma unroll
+        for (int j = 0; j < kRopePairsPerThread; ++j) {
+            const int i = tid + j * kPrepareThreads;
+            if (i >= half) continue;
+            const float cs = rope_cos[j], sn = rope_sin[j];
             const float x0 = x[i];
             const float x1 = x[i + half];
             x[i] = __fmaf_rn(x0, cs, -__fmul_rn(x1, sn));
@@ -773,6 +793,19 @@ __global__ void __launch_bounds__(kReduceThreads) attention_reduce_kernel(const 
     const size_t row = blockIdx.x;
     const int col0 = blockIdx.y * kReduceCols;
     const float2* ml = part_ml + row * n_parts;
+    const int col_lane = tid % kReduceColLanes;
+    const int part_lane = tid / kReduceColLanes;
+    const size_t part_stride = static_cast<size_t>(head_dim) / 4;  // float4 per partition row
+    const float4* src = reinterpret_cast<const float4*>(part_o + row * n_parts * head_dim + col0) + col_lane;
+
+    // The thread's first kReduceEarly partial outputs are requested together with the (max, sum) pairs, so
+    // the two reads cost one memory latency, not two in a row.
+    float4 early[kReduceEarly];
+#pragma unroll
+    for (int k = 0; k < kReduceEarly; ++k) {
+        const int i = part_lane + k * kReducePartLanes;
+        early[k] = i < n_parts ? src[i * part_stride] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    }
 
     float m = -INFINITY;
     for (int i = tid; i < n_parts; i += kReduceThreads) m = fmaxf(m, ml[i].x);
@@ -786,13 +819,19 @@ __global__ void __launch_bounds__(kReduceThreads) attention_reduce_kernel(const 
     }
     l = block_reduce(l, false, scratch);  // its barriers also publish `weights`
 
-    const int col_lane = tid % kReduceColLanes;
-    const int part_lane = tid / kReduceColLanes;
-    const size_t part_stride = static_cast<size_t>(head_dim) / 4;  // float4 per partition row
-    const float4* src = reinterpret_cast<const float4*>(part_o + row * n_parts * head_dim + col0) + col_lane;
     float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+#pragma unroll
+    for (int k = 0; k < kReduceEarly; ++k) {
+        const int i = part_lane + k * kReducePartLanes;
+        if (i >= n_parts) break;
+        const float w = weights[i];
+        acc.x += w * early[k].x;
+        acc.y += w * early[k].y;
+        acc.z += w * early[k].z;
+        acc.w += w * early[k].w;
+    }
 #pragma unroll 4
-    for (int i = part_lane; i < n_parts; i += kReducePartLanes) {
+    for (int i = part_lane + kReduceEarly * kReducePartLanes; i < n_parts; i += kReducePartLanes) {
         const float w = weights[i];
         const float4 v = src[i * part_stride];
         acc.x += w * v.x;

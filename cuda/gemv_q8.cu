@@ -636,15 +636,19 @@ __global__ void __launch_bounds__(kMaxWarps * kWarpSize, kMinCtas<Dec>) gemv_q8_
 
 /// Split-K factor for a product: long rows (ffn_down, a full layer's attn_output) are cut into slices of
 /// about kSplitTarget elements (whole weight blocks), so that each CTA rounds and holds only its slice of x
-/// and more CTAs fit on an SM. GEMMA4_GEMV_SPLITK=0 turns it off (for measuring what it saves).
+/// and more CTAs fit on an SM. GEMMA4_GEMV_SPLITK=0 turns it off (for measuring what it saves);
+/// GEMMA4_GEMV_SPLIT_ELEMS sets the target (for tuning).
 constexpr int kSplitTarget = 3840;
 int k_splits_for(const GemvQ8Args& a, int block_elems, bool geglu) {
-    static const bool enabled = [] {
-        const char* env = std::getenv("GEMMA4_GEMV_SPLITK");
-        return !(env && std::strcmp(env, "0") == 0);
+    static const int target = [] {
+        const char* off = std::getenv("GEMMA4_GEMV_SPLITK");
+        if (off && std::strcmp(off, "0") == 0) return 0;
+        const char* env = std::getenv("GEMMA4_GEMV_SPLIT_ELEMS");
+        const int t = env ? std::atoi(env) : kSplitTarget;
+        return t >= 256 ? t : kSplitTarget;
     }();
-    if (!enabled || geglu || a.norm_w != nullptr) return 1;
-    for (int p = a.d_in / kSplitTarget; p > 1; --p) {
+    if (target == 0 || geglu || a.norm_w != nullptr) return 1;
+    for (int p = a.d_in / target; p > 1; --p) {
         if (a.d_in % (p * block_elems) == 0) return p;
     }
     return 1;
