@@ -112,20 +112,6 @@ public:
     void matmul(const WeightMatrix& w, const float* x, int n_tokens, float* y) override {
         cuda::matmul(w, x, n_tokens, y, *ctx_);
     }
-    // One token: the residual norm runs in the last CTA of the 16-bit-x GEMV (cuda/gemv_q8.cu), no separate
-    // launch; GEMMA4_FUSED_RESIDUAL=0 keeps them apart (for measuring what it saves).
-    void matmul_add_rms_norm(const WeightMatrix& w, const float* in, int n_tokens, float* h, float* x,
-                             const float* weight, float eps, float scale) override {
-        static const bool fused = [] {
-            const char* env = std::getenv("GEMMA4_FUSED_RESIDUAL");
-            return !(env && std::strcmp(env, "0") == 0);
-        }();
-        if (fused && n_tokens == 1 && weight != nullptr && !cuda::exact_decode_requested() && cuda::gemv_q8_supports(w, in)) {
-            cuda::gemv_q8_residual(w, in, h, x, weight, eps, scale, *ctx_);
-            return;
-        }
-        gemma4::Backend::matmul_add_rms_norm(w, in, n_tokens, h, x, weight, eps, scale);
-    }
     void gate_up_geglu(const WeightMatrix& gate, const WeightMatrix& up, const float* x, int n_tokens, float* scratch,
                        float* out) override {
         cuda::gate_up_geglu(gate, up, x, n_tokens, scratch, out, *ctx_);

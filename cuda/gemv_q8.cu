@@ -347,14 +347,7 @@ struct GemvQ8Args {
     int k_splits;
     size_t split_bytes;
     float* partial;        // [k_splits][d_out]
-    unsigned* counters;    // [CTAs per run (+ 1 with res_x)], zero between launches
-    // Residual norm epilogue (res_x non-null; one matrix, no norm_w, no GeGLU): once every row of y is
-    // written, the last CTA to finish (counters[CTAs per run]) sets res_x = (res_x + rms_norm(y) * res_w) *
-    // res_scale, as cuda::add_rms_norm does (the sum of squares in another order).
-    float* res_x;
-    const float* res_w;
-    float res_eps;
-    float res_scale;
+    unsigned* counters;    // [CTAs per run], zero between launches
 };
 
 /// The matrix of launch row r.
@@ -452,14 +445,13 @@ __device__ void quantize_x(const float* x, const float* norm_w, float eps, int d
 }
 
 /// Split-K epilogue (GemvQ8Args): the last CTA of `group` to finish sums the partials of the group's rows.
-/// Returns (uniformly over the CTA) whether this CTA was that last one.
-__device__ bool combine_splits(const GemvQ8Args& a, int group, int first_row, int total_warps, int lane) {
+__device__ void combine_splits(const GemvQ8Args& a, int group, int first_row, int total_warps, int lane) {
     __shared__ bool last;
     __threadfence();  // this CTA's partial rows (stored by lane 0 of each warp) are visible device-wide
     __syncthreads();
     if (threadIdx.x == 0) last = atomicAdd(&a.counters[group], 1u) == static_cast<unsigned>(a.k_splits - 1);
     __syncthreads();
-    if (!last) return false;
+    if (!last) return;
     __threadfence();  // the other runs' partials, made visible before their increments, are read after ours
     for (int r = first_row + lane * total_warps; r < a.d_out; r += kWarpSize * total_warps) {
         float sum = 0.0f;
@@ -468,31 +460,6 @@ __device__ bool combine_splits(const GemvQ8Args& a, int group, int first_row, in
         pick(a.y, k)[r - pick(a.row_begin, k)] = sum;
     }
     if (threadIdx.x == 0) a.counters[group] = 0;  // ready for the next launch
-    return true;
-}
-
-/// Residual norm epilogue (GemvQ8Args::res_x), called by every CTA once its group's rows of y are final.
-__device__ void residual_norm(const GemvQ8Args& a, int groups) {
-    __shared__ bool last;
-    __threadfence();  // this CTA's rows of y are visible device-wide
-    __syncthreads();
-    if (threadIdx.x == 0) last = atomicAdd(&a.counters[groups], 1u) == static_cast<unsigned>(groups - 1);
-    __syncthreads();
-    if (!last) return;
-    __threadfence();  // every other group's rows, made visible before its increment, are read after ours
-    const float* y = a.y[0];
-    const int n = a.d_out;
-    float ss = 0.0f;
-    for (int i = threadIdx.x; i < n; i += blockDim.x) {
-        const float v = __ldcg(y + i);
-        ss += v * v;
-    }
-    const float s = 1.0f / sqrtf(block_sum(ss) / static_cast<float>(n) + a.res_eps);
-    for (int i = threadIdx.x; i < n; i += blockDim.x) {
-        const float o = a.res_x[i] + (__ldcg(y + i) * s) * a.res_w[i];
-        a.res_x[i] = a.res_scale == 1.0f ? o : o * a.res_scale;
-    }
-    if (threadIdx.x == 0) a.counters[groups] = 0;  // ready for the next launch
 }
 
 /// Resident 8-warp CTAs per SM the register budget must allow (ptxas then caps registers per thread: 80 for
@@ -661,8 +628,7 @@ __global__ void __launch_bounds__(kMaxWarps * kWarpSize, kMinCtas<Dec>) gemv_q8_
         advance(cur);
     }
     cp_async_wait<0>();
-    const bool rows_final = a.k_splits == 1 || combine_splits(a, group, first_row, total_warps, lane);
-    if (a.res_x != nullptr && rows_final) residual_norm(a, groups);
+    if (a.k_splits > 1) combine_splits(a, group, first_row, total_warps, lane);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -716,8 +682,8 @@ void launch(GemvQ8Args a, Context& ctx) {
     const int ctas = groups * a.k_splits;
     if (a.k_splits > 1) {
         a.partial = static_cast<float*>(ctx.scratch(kScratchSlotPartial, static_cast<size_t>(a.k_splits) * a.d_out * sizeof(float)));
+        a.counters = ctx.counters(static_cast<size_t>(groups));
     }
-    if (a.k_splits > 1 || a.res_x != nullptr) a.counters = ctx.counters(static_cast<size_t>(groups) + 1);
     a.n_blocks = a.d_in / Dec::kBlockElems;
     a.n_chunks = (a.n_blocks + G::kChunkBlocks - 1) / G::kChunkBlocks;
     launch_dependent(kernel, dim3(ctas), dim3(warps * kWarpSize), smem, static_cast<cudaStream_t>(ctx.stream()), a);
@@ -781,24 +747,6 @@ bool exact_decode_requested() {
 void gemv_q8(const WeightMatrix& w, const WeightMatrix* up, const float* x, float* y, Context& ctx) {
     const WeightMatrix* ws[] = {&w};
     gemv_q8_norm(ws, &y, 1, up, x, nullptr, 0.0f, ctx);
-}
-
-void gemv_q8_residual(const WeightMatrix& w, const float* x, float* y, float* res_x, const float* res_w, float eps,
-                      float scale, Context& ctx) {
-    if (!gemv_q8_supports(w, x) || res_x == nullptr || res_w == nullptr) {
-        throw Error(ErrorCode::invalid_argument, "gemv_q8_residual: unsupported weight type, shape or alignment");
-    }
-    GemvQ8Args a = base_args(w, x, nullptr, 0.0f);
-    a.w[0] = static_cast<const uint8_t*>(w.data);
-    a.y[0] = y;
-    a.row_begin[0] = 0;
-    for (int k = 1; k <= kMaxMatrices; ++k) a.row_begin[k] = static_cast<int>(w.d_out);
-    a.d_out = static_cast<int>(w.d_out);
-    a.res_x = res_x;
-    a.res_w = res_w;
-    a.res_eps = eps;
-    a.res_scale = scale;
-    run(a, w.type, false, ctx);
 }
 
 void gemv_q8_norm(const WeightMatrix* const* ws, float* const* ys, int count, const WeightMatrix* up, const float* x,

@@ -54,10 +54,6 @@ void gemv_q8(const WeightMatrix& w, const WeightMatrix* up, const float* x, floa
 /// One launch: ys[k] = W_k h for k < count (<= 3 matrices of one type and d_in), or, with up (count 1),
 /// ys[0] = gelu_tanh(W_0 h) * (up h); h = rms_norm(x) with norm_w and eps (as cuda::rms_norm), or x if
 /// norm_w is null. Throws invalid_argument for what gemv_q8_supports rejects or mixed types/shapes.
-/// One launch: y = W x, then x_res = (x_res + rms_norm(y) * res_w) * scale (as add_rms_norm, for a y of
-/// d_out = dim). Throws invalid_argument for what gemv_q8_supports rejects.
-void gemv_q8_residual(const WeightMatrix& w, const float* x, float* y, float* res_x, const float* res_w, float eps,
-                      float scale, Context& ctx);
 void gemv_q8_norm(const WeightMatrix* const* ws, float* const* ys, int count, const WeightMatrix* up, const float* x,
                   const float* norm_w, float eps, Context& ctx);
 

@@ -123,13 +123,6 @@ public:
     /// x[t] = (x[t] + rms_norm(a[t]) * weight) * scale.   x, a: [n_tokens][dim]
     virtual void add_rms_norm(float* x, const float* a, const float* weight, int n_tokens, int dim, float eps,
                               float scale) = 0;
-    /// h = W in, then x = (x + rms_norm(h) * weight) * scale (the block output joining the residual stream).
-    /// in: [n_tokens][d_in]; h, x: [n_tokens][d_out]. A backend may fuse the two.
-    virtual void matmul_add_rms_norm(const WeightMatrix& w, const float* in, int n_tokens, float* h, float* x,
-                                     const float* weight, float eps, float scale) {
-        matmul(w, in, n_tokens, h);
-        add_rms_norm(x, h, weight, n_tokens, static_cast<int>(w.d_out), eps, scale);
-    }
     /// Per token and head: q = rope(rms(q) * q_norm); k = rope(rms(k) * k_norm) and v = rms(v) written
     /// to the cache at their positions. q: [n_tokens][n_heads * head_dim] in place; k, v:
     /// [n_tokens][n_kv_heads * head_dim] (v may equal k: Gemma 4 full layers reuse the K projection).

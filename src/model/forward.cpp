@@ -98,10 +98,12 @@ void Forward::embed_and_layers(const BatchPositions& pos, const ForwardBatch& ba
         const KvLayerView view = kv_views_[l];
         be_.attention_prepare(q_, k_, v, pos, A, view);
         be_.attention(q_, pos, A, view, attn_out_);
-        be_.matmul_add_rms_norm(L.wo, attn_out_, n, h_, x_, L.post_attn_norm, cfg_.rms_eps, 1.0f);
+        be_.matmul(L.wo, attn_out_, n, h_);
+        be_.add_rms_norm(x_, h_, L.post_attn_norm, n, d, cfg_.rms_eps, 1.0f);
 
         be_.norm_gate_up_geglu(x_, L.ffn_norm, cfg_.rms_eps, L.gate, L.up, n, ff_scratch_, ff_, h_);
-        be_.matmul_add_rms_norm(L.down, ff_, n, h_, x_, L.post_ffw_norm, cfg_.rms_eps, L.output_scale);
+        be_.matmul(L.down, ff_, n, h_);
+        be_.add_rms_norm(x_, h_, L.post_ffw_norm, n, d, cfg_.rms_eps, L.output_scale);
     }
 }
 

@@ -554,41 +554,6 @@ TEST_CASE("cuda gemv_q8 with split-K rows equals the host emulation at edge size
     }
 }
 
-// cuda::gemv_q8_residual: y must be the plain gemv_q8 result bit for bit (the same code up to the epilogue),
-// and x the CPU's add_rms_norm of that y: rtol 1e-5, atol 1e-6 (the norm tests' tolerances: only the order
-// of the f32 sum of squares differs from the CPU's double sum). Shapes: no split (4096 -> 3840) and split-K
-// (15360 -> 3840, the ffn_down of Gemma 4 12B), few rows (a CTA or two), scale 1 and the layer scale case.
-TEST_CASE("cuda gemv_q8_residual adds the normalized product to the residual in its last CTA", "[kernel][cuda]") {
-    GEMMA4_REQUIRE_CUDA();
-    auto& ctx = cuda_context();
-    constexpr float kNormEps = 1e-6f;
-    for (GgmlType type : {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q8_0}) {
-        for (const auto [d_in, d_out] : {std::pair<int64_t, int64_t>{4096, 3840}, {15360, 3840}, {512, 33}, {7680, 700}}) {
-            for (const float scale : {1.0f, 0.75f}) {
-                const uint64_t seed = seed_of(type, d_in, d_out) + 31;
-                CAPTURE(ggml_type_info(type).name, d_in, d_out, scale, seed);
-                const HostMatrix h = random_matrix(type, d_in, d_out, seed);
-                const DeviceMatrix w(h);
-                const auto x = random_floats(static_cast<size_t>(d_in), seed + 1);
-                const auto res = random_floats(static_cast<size_t>(d_out), seed + 2);
-                const auto nw = random_floats(static_cast<size_t>(d_out), seed + 3);
-                DeviceBuffer<float> dx(x), dy_plain(static_cast<size_t>(d_out)), dy(static_cast<size_t>(d_out)), dres(res), dnw(nw);
-                cuda::gemv_q8(w.view(), nullptr, dx.get(), dy_plain.get(), ctx);
-                for (int rep = 0; rep < 2; ++rep) {  // twice: the counters were reset by the first launch
-                    dres.upload(res);
-                    dy.poison();
-                    cuda::gemv_q8_residual(w.view(), dx.get(), dy.get(), dres.get(), dnw.get(), kNormEps, scale, ctx);
-                    const auto y = dy.download(), y_plain = dy_plain.download();
-                    CHECK(std::memcmp(y.data(), y_plain.data(), y.size() * sizeof(float)) == 0);
-                    std::vector<float> want = res;
-                    cpu::add_rms_norm(want.data(), y_plain.data(), nw.data(), 1, static_cast<int>(d_out), kNormEps, scale, pool());
-                    check_close(dres.download(), want, 1e-6, 1e-5, 1e-10);
-                }
-            }
-        }
-    }
-}
-
 TEST_CASE("cuda gemv_q8 equals a host emulation of its 16-bit x at the Gemma 4 12B shapes", "[kernel][cuda][slow]") {
     GEMMA4_REQUIRE_CUDA();
     for (GgmlType type : {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q8_0}) {
