@@ -210,3 +210,35 @@ TEST_CASE("a second chat turn processes only its new tokens and equals a fresh s
     CHECK(history.front() == 2);
     (void)first;
 }
+
+TEST_CASE("decode returns the last position's logits without a copy, as evaluate and logits do", "[model]") {
+    const Model model = open_cpu("Q4_K_M");
+    const size_t vocab = model.info().vocab_size;
+    const Golden g = load_golden("Q4_K_M-200");
+    Session a = model.new_session(), b = model.new_session();
+    CHECK_THROWS_AS(b.decode(), Error);  // nothing pending
+    CHECK(b.logits().empty());
+    const std::span<const int32_t> prompt(g.tokens.data(), 20);
+    a.add_tokens(prompt);
+    b.add_tokens(prompt);
+    std::vector<float> want = a.evaluate(false);
+    std::span<const float> got = b.decode();
+    REQUIRE(got.size() == vocab);
+    CHECK(std::equal(got.begin(), got.end(), want.begin()));
+    for (size_t i = 20; i < 30; ++i) {  // token by token: the decode path
+        const std::span<const int32_t> t(&g.tokens[i], 1);
+        a.add_tokens(t);
+        b.add_tokens(t);
+        want = a.evaluate(false);
+        got = b.decode();
+        CHECK(got.data() == b.logits().data());  // the session's own buffer, no copy
+        CHECK(std::equal(got.begin(), got.end(), want.begin()));
+        CHECK(std::equal(a.logits().begin(), a.logits().end(), want.begin()));
+    }
+    // evaluate(true): its last row is logits().
+    const std::span<const int32_t> more(g.tokens.data() + 30, 5);
+    a.add_tokens(more);
+    const std::vector<float> all = a.evaluate(true);
+    REQUIRE(all.size() == 5 * vocab);
+    CHECK(std::equal(a.logits().begin(), a.logits().end(), all.end() - static_cast<std::ptrdiff_t>(vocab)));
+}
