@@ -36,6 +36,11 @@
 // weight chunks are already in flight while it runs (and, with programmatic dependent launch, while the
 // previous kernel finishes). A row's sum is a warp reduction, written by lane 0.
 //
+// Long rows (d_in >= 2 x 3840: ffn_down, a full layer's attn_output) are split (split-K, see GemvQ8Args): the
+// CTAs form equal runs, each run rounds and holds one slice of x and streams that slice of every row into
+// partial sums, and the last CTA of each row group adds the slices' sums in a fixed order (deterministic). A
+// CTA then holds a quarter of ffn_down's x (15 KB instead of 61) and three CTAs fit per SM.
+//
 // Shared-memory layout: [hi plane][lo plane] (each d_in int8 with 16 bytes of padding every 2^kXPadShift
 // bytes so that the lanes of a 16-byte load phase hit distinct banks)[dx: n_xblocks f32][sums: 2 n_xblocks int32]
 // [warp 0: stage 0: kStreams slots, stage 1 ...][warp 1 ...]. A slot holds a chunk's bytes at their address
