@@ -249,12 +249,8 @@ __device__ __forceinline__ float fma_exact(float a, float b, float c) {
 }
 
 
-// cp.async: 16 bytes (src_bytes of them read, the rest zero-filled), L2 only (.cg: weights are streamed)
-// or L1 too (.ca: x is read by every CTA of the SM); and 4 bytes.
-__device__ __forceinline__ void cp_async_16_cg(void* dst, const void* src, uint32_t src_bytes) {
-    const auto d = static_cast<uint32_t>(__cvta_generic_to_shared(dst));
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src), "r"(src_bytes) : "memory");
-}
+// cp.async beside common.cuh's (cp_async_16: 16 bytes, L2 only, for the streamed weights; the commit and
+// wait): 16 bytes kept in L1 too (.ca: x is read by every CTA of the SM), and 4 bytes.
 __device__ __forceinline__ void cp_async_16_ca(void* dst, const void* src, uint32_t src_bytes) {
     const auto d = static_cast<uint32_t>(__cvta_generic_to_shared(dst));
     asm volatile("cp.async.ca.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src), "r"(src_bytes) : "memory");
@@ -262,11 +258,6 @@ __device__ __forceinline__ void cp_async_16_ca(void* dst, const void* src, uint3
 __device__ __forceinline__ void cp_async_4(void* dst, const void* src, uint32_t src_bytes) {
     const auto d = static_cast<uint32_t>(__cvta_generic_to_shared(dst));
     asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(d), "l"(src), "r"(src_bytes) : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-template <int kPending>
-__device__ __forceinline__ void cp_async_wait() {
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -692,7 +683,7 @@ GEMMA4_HD inline void copy_16_async(void* dst, const void* src, uint32_t src_byt
     if (keep_in_l1) {
         cp_async_16_ca(dst, src, src_bytes);
     } else {
-        cp_async_16_cg(dst, src, src_bytes);
+        cp_async_16(dst, src, static_cast<int>(src_bytes));
     }
 #else
     static_cast<void>(keep_in_l1);
