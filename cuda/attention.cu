@@ -68,7 +68,6 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <type_traits>
@@ -887,10 +886,7 @@ void check_pointer(const void* ptr, size_t align, const char* name) {
 }
 
 bool early_tiles_enabled() {
-    static const bool on = [] {
-        const char* env = std::getenv("GEMMA4_ATTN_EARLY");
-        return !(env && std::strcmp(env, "0") == 0);
-    }();
+    static const bool on = !env_is("GEMMA4_ATTN_EARLY", "0");
     return on;
 }
 

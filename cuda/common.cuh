@@ -83,6 +83,10 @@ __device__ __forceinline__ void allow_dependents() {
 #endif
 }
 
+/// Whether the environment variable `name` is set to exactly `value` (the on/off switches of the CUDA
+/// backend, read once by their users).
+bool env_is(const char* name, const char* value);
+
 /// False when GEMMA4_PDL=0 (every launch_dependent() is then a plain launch: for measuring what it saves).
 bool dependent_launch_enabled();
 

@@ -3,6 +3,7 @@
 
 #include <array>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "cuda/common.cuh"
@@ -16,11 +17,13 @@ void throw_cuda_error(cudaError_t err, const char* what, const char* file, int l
                           " at " + file + ":" + std::to_string(line));
 }
 
+bool env_is(const char* name, const char* value) {
+    const char* env = std::getenv(name);
+    return env != nullptr && std::strcmp(env, value) == 0;
+}
+
 bool dependent_launch_enabled() {
-    static const bool enabled = [] {
-        const char* env = std::getenv("GEMMA4_PDL");
-        return !(env && std::string(env) == "0");
-    }();
+    static const bool enabled = !env_is("GEMMA4_PDL", "0");
     return enabled;
 }
 

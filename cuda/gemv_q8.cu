@@ -56,7 +56,6 @@
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>
-#include <cstring>
 
 #include "cuda/common.cuh"
 #include "cuda/matmul_dequant.h"
@@ -646,8 +645,7 @@ __global__ void __launch_bounds__(kMaxWarps * kWarpSize, kMinCtas<Dec>) gemv_q8_
 constexpr int kSplitTarget = 3840;
 int k_splits_for(const GemvQ8Args& a, int block_elems, bool geglu) {
     static const int target = [] {
-        const char* off = std::getenv("GEMMA4_GEMV_SPLITK");
-        if (off && std::strcmp(off, "0") == 0) return 0;
+        if (env_is("GEMMA4_GEMV_SPLITK", "0")) return 0;
         const char* env = std::getenv("GEMMA4_GEMV_SPLIT_ELEMS");
         const int t = env ? std::atoi(env) : kSplitTarget;
         return t >= 256 ? t : kSplitTarget;
@@ -742,10 +740,7 @@ bool gemv_q8_supports(const WeightMatrix& w, const float* x) {
 }
 
 bool exact_decode_requested() {
-    static const bool exact = [] {
-        const char* env = std::getenv("GEMMA4_EXACT_DECODE");
-        return env && std::strcmp(env, "1") == 0;
-    }();
+    static const bool exact = env_is("GEMMA4_EXACT_DECODE", "1");
     return exact;
 }
 
