@@ -53,7 +53,7 @@ public:
     ~ContextImpl() override {
         cudaStreamSynchronize(stream_);
         for (auto& s : slots_) cudaFree(s.ptr);
-        cudaFree(counters_);
+        cudaFree(counters_.ptr);
         cublasDestroy(cublas_);
         cudaStreamDestroy(stream_);
     }
@@ -66,33 +66,16 @@ public:
 
     void* scratch(int slot, size_t bytes) override {
         if (slot < 0 || slot >= kSlots) throw Error(ErrorCode::invalid_argument, "scratch slot " + std::to_string(slot));
-        Slot& s = slots_[slot];
-        if (s.bytes < bytes) {
-            // Work queued on the stream may still use the old buffer.
-            GEMMA4_CUDA_CHECK(cudaStreamSynchronize(stream_));
-            if (s.ptr) GEMMA4_CUDA_CHECK(cudaFree(s.ptr));
-            s.ptr = nullptr;
-            s.bytes = 0;
-            GEMMA4_CUDA_CHECK(cudaMalloc(&s.ptr, bytes));
-            s.bytes = bytes;
-            ++generation_;
-        }
-        return s.ptr;
+        grow(slots_[slot], bytes);
+        return slots_[slot].ptr;
     }
 
     unsigned* counters(size_t n) override {
-        if (counters_n_ < n) {
+        if (grow(counters_, n * sizeof(unsigned))) {
+            GEMMA4_CUDA_CHECK(cudaMemsetAsync(counters_.ptr, 0, counters_.bytes, stream_));
             GEMMA4_CUDA_CHECK(cudaStreamSynchronize(stream_));
-            if (counters_) GEMMA4_CUDA_CHECK(cudaFree(counters_));
-            counters_ = nullptr;
-            counters_n_ = 0;
-            GEMMA4_CUDA_CHECK(cudaMalloc(&counters_, n * sizeof(unsigned)));
-            GEMMA4_CUDA_CHECK(cudaMemsetAsync(counters_, 0, n * sizeof(unsigned), stream_));
-            GEMMA4_CUDA_CHECK(cudaStreamSynchronize(stream_));
-            counters_n_ = n;
-            ++generation_;
         }
-        return counters_;
+        return static_cast<unsigned*>(counters_.ptr);
     }
 
 private:
@@ -101,13 +84,26 @@ private:
         void* ptr = nullptr;
         size_t bytes = 0;
     };
+
+    /// Reallocates `s` to `bytes` if it is smaller (its contents are then undefined); true if it did.
+    bool grow(Slot& s, size_t bytes) {
+        if (s.bytes >= bytes) return false;
+        // Work queued on the stream may still use the old buffer.
+        GEMMA4_CUDA_CHECK(cudaStreamSynchronize(stream_));
+        if (s.ptr) GEMMA4_CUDA_CHECK(cudaFree(s.ptr));
+        s.ptr = nullptr;
+        s.bytes = 0;
+        GEMMA4_CUDA_CHECK(cudaMalloc(&s.ptr, bytes));
+        s.bytes = bytes;
+        ++generation_;
+        return true;
+    }
     cudaStream_t stream_ = nullptr;
     cublasHandle_t cublas_ = nullptr;
     int sm_count_ = 0;
     uint64_t generation_ = 0;
     std::array<Slot, kSlots> slots_{};
-    unsigned* counters_ = nullptr;
-    size_t counters_n_ = 0;
+    Slot counters_;
 };
 
 }  // namespace
