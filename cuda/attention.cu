@@ -208,7 +208,6 @@ __global__ void __launch_bounds__(kPrepareThreads) attention_prepare_kernel(cons
             sincosf(angle, &rope_sin[j], &rope_cos[j]);
         }
     }
-    grid_dependency_wait();
 
     VecKind kind;
     int head;
@@ -230,6 +229,16 @@ __global__ void __launch_bounds__(kPrepareThreads) attention_prepare_kernel(cons
         src = p.v + (static_cast<size_t>(t) * p.n_kv_heads + head) * hd;
         weight = nullptr;
     }
+    // Also before the wait: this thread's norm weights and the cache page (the page table is uploaded
+    // before the step, like pos0), so that no load after the wait depends on another.
+    float w_reg[kMaxHeadDim / kPrepareThreads];
+#pragma unroll
+    for (int j = 0; j < kMaxHeadDim / kPrepareThreads; ++j) {
+        const int i = tid + j * kPrepareThreads;
+        w_reg[j] = weight && i < hd ? weight[i] : 1.0f;
+    }
+    char* const page = kind == VecKind::q ? nullptr : static_cast<char*>(p.pages[pos / p.page_tokens]);
+    grid_dependency_wait();
 
     // Sum of squares in double: every product is exact, so only the summation order differs from
     // the CPU, which moves the double far below the f32 rounding of mean + eps.
@@ -246,7 +255,11 @@ __global__ void __launch_bounds__(kPrepareThreads) attention_prepare_kernel(cons
     for (int w = 0; w < kPrepareThreads / kWarpSize; ++w) total += warp_sums[w];
     const float s = 1.0f / sqrtf(static_cast<float>(total / hd) + p.eps);
 
-    for (int i = tid; i < hd; i += kPrepareThreads) x[i] = weight ? (x[i] * s) * weight[i] : x[i] * s;
+#pragma unroll
+    for (int j = 0; j < kMaxHeadDim / kPrepareThreads; ++j) {
+        const int i = tid + j * kPrepareThreads;
+        if (i < hd) x[i] = weight ? (x[i] * s) * w_reg[j] : x[i] * s;
+    }
 
     if (rope) {
         __syncthreads();
@@ -269,7 +282,6 @@ __global__ void __launch_bounds__(kPrepareThreads) attention_prepare_kernel(cons
         for (int i = tid; i < hd; i += kPrepareThreads) dst[i] = x[i];
         return;
     }
-    char* page = static_cast<char*>(p.pages[pos / p.page_tokens]);
     if (page == nullptr) return;
     char* base = page + (kind == VecKind::v ? p.half_page_bytes : 0);
     const size_t slot = static_cast<size_t>(head) * p.page_tokens + pos % p.page_tokens;

@@ -119,47 +119,37 @@ public:
     // One token: the norm is computed inside the 16-bit-x matrix-vector kernels (cuda/gemv_q8.cu), Q/K/V of
     // one type in one launch. Otherwise (prefill, exact decode, other types) the unfused default.
     void norm_matmuls(const float* x, const float* norm_weight, float eps, int n_tokens, const WeightMatrix* const* ws,
-                      float* const* ys, int count, float* h, const PendingResidual& res) override {
-        if (!fused_decode(x, norm_weight, n_tokens, ws, count, res)) {
-            gemma4::Backend::norm_matmuls(x, norm_weight, eps, n_tokens, ws, ys, count, h, res);
+                      float* const* ys, int count, float* h) override {
+        if (!fused_decode(x, norm_weight, n_tokens, ws, count)) {
+            gemma4::Backend::norm_matmuls(x, norm_weight, eps, n_tokens, ws, ys, count, h);
             return;
         }
-        // Runs of consecutive matrices of the same type share a launch. The first applies the residual; the
-        // later ones read its result (each launch waits for the one before).
-        const PendingResidual* pending = res.a ? &res : nullptr;
+        // Runs of consecutive matrices of the same type share a launch.
         for (int k = 0; k < count;) {
             int j = k + 1;
             while (j < count && ws[j]->type == ws[k]->type && ws[j]->d_in == ws[k]->d_in) ++j;
-            cuda::gemv_q8_norm(ws + k, ys + k, j - k, nullptr, x, norm_weight, eps, pending, *ctx_);
-            if (pending) x = pending->out;
-            pending = nullptr;
+            cuda::gemv_q8_norm(ws + k, ys + k, j - k, nullptr, x, norm_weight, eps, *ctx_);
             k = j;
         }
     }
     void norm_gate_up_geglu(const float* x, const float* norm_weight, float eps, const WeightMatrix& gate, const WeightMatrix& up,
-                            int n_tokens, float* scratch, float* out, float* h, const PendingResidual& res) override {
+                            int n_tokens, float* scratch, float* out, float* h) override {
         const WeightMatrix* ws[] = {&gate, &up};
-        if (!fused_decode(x, norm_weight, n_tokens, ws, 2, res) || gate.type != up.type || gate.d_out != up.d_out) {
-            gemma4::Backend::norm_gate_up_geglu(x, norm_weight, eps, gate, up, n_tokens, scratch, out, h, res);
+        if (!fused_decode(x, norm_weight, n_tokens, ws, 2) || gate.type != up.type || gate.d_out != up.d_out) {
+            gemma4::Backend::norm_gate_up_geglu(x, norm_weight, eps, gate, up, n_tokens, scratch, out, h);
             return;
         }
         float* ys[] = {out};
-        cuda::gemv_q8_norm(ws, ys, 1, &up, x, norm_weight, eps, res.a ? &res : nullptr, *ctx_);
-    }
-    /// One token: the gemv_q8 launches fold a pending residual into their x prologue (where fused_decode holds;
-    /// elsewhere the default path carries it out first). GEMMA4_FUSE_RESIDUAL=0 turns it off (for measuring).
-    bool fuses_residual(int n_tokens) const override {
-        static const bool off = cuda::env_is("GEMMA4_FUSE_RESIDUAL", "0");
-        return n_tokens == 1 && !off && !cuda::exact_decode_requested();
+        cuda::gemv_q8_norm(ws, ys, 1, &up, x, norm_weight, eps, *ctx_);
     }
     void add_rms_norm(float* x, const float* a, const float* weight, int n_tokens, int dim, float eps, float scale) override {
         cuda::add_rms_norm(x, a, weight, n_tokens, dim, eps, scale, *ctx_);
     }
-    bool fused_decode(const float* x, const float* norm_weight, int n_tokens, const WeightMatrix* const* ws, int count,
-                      const PendingResidual& res) const {
-        const auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
-        if (n_tokens != 1 || cuda::exact_decode_requested() || !norm_weight || !aligned(norm_weight)) return false;
-        if (res.a && !(aligned(res.a) && aligned(res.weight) && aligned(res.out))) return false;
+    bool fused_decode(const float* x, const float* norm_weight, int n_tokens, const WeightMatrix* const* ws, int count) const {
+        if (n_tokens != 1 || cuda::exact_decode_requested() || !norm_weight ||
+            reinterpret_cast<uintptr_t>(norm_weight) % 16 != 0) {
+            return false;
+        }
         for (int k = 0; k < count; ++k)
             if (!cuda::gemv_q8_supports(*ws[k], x)) return false;
         return true;

@@ -339,13 +339,6 @@ struct GemvQ8Args {
     const float* x;        // [d_in]
     const float* norm_w;   // RMSNorm weight applied to x first, or null
     float eps;
-    // A pending residual update applied before the norm (needs norm_w; no split-K): x is replaced by
-    // x + rms_norm(res_a) * res_w (times res_scale unless 1), as cuda::add_rms_norm computes it, and CTA 0
-    // stores that sum to res_out (not x: the other CTAs are still reading x). res_a null: none.
-    const float* res_a;
-    const float* res_w;
-    float res_scale;
-    float* res_out;
     bool x_regs;           // a normed x of up to 16 floats per thread is read once into registers (quantize_x_regs)
     size_t row_bytes;      // from one row to the next
     int d_in;              // elements of x (and of a row) one CTA takes: the whole row, or its split's slice
@@ -380,57 +373,8 @@ __host__ __device__ constexpr int x_smem_bytes(int d_in, int pad_shift) {  // a 
     return (2 * x_plane_bytes(d_in, pad_shift) + (d_in / kXBlock) * 4 + (d_in / kXHalf) * 4 + 15) / 16 * 16;
 }
 
-/// x + (a w) s_a, times scale unless 1: cuda::add_rms_norm's sum with its two products in the other order (aw
-/// holds a_i w_i), so that a and w need not stay in registers until s_a is known.
-__device__ __forceinline__ float4 residual_sum(float4 x, float4 aw, float inv_a, float scale) {
-    float4 y = make_float4(x.x + aw.x * inv_a, x.y + aw.y * inv_a, x.z + aw.z * inv_a, x.w + aw.w * inv_a);
-    if (scale != 1.0f) y = make_float4(y.x * scale, y.y * scale, y.z * scale, y.w * scale);
-    return y;
-}
-
-/// Where x comes from: x itself, or x plus a pending residual update (GemvQ8Args::res_a): r_i = x_i +
-/// (a_i w_i) s_a (residual_sum), s_a = 1 / sqrt(mean(a^2) + eps). Recomputed (bit for bit the same) wherever
-/// it is needed.
-struct XSource {
-    const float4* x;
-    const float4* a;  // null: no residual
-    const float4* w;
-    float inv_a, scale;
-    __device__ __forceinline__ float4 at(int i) const {
-        if (!a) return x[i];
-        const float4 av = a[i], wv = w[i];
-        return residual_sum(x[i], make_float4(av.x * wv.x, av.y * wv.y, av.z * wv.z, av.w * wv.w), inv_a, scale);
-    }
-};
-
-/// x -> the hi and lo planes, dx per 32-block, integer sums of v per 16, in shared memory. With norm_w, x is
-/// first RMS-normalized as cuda::rms_norm does: x_i * (1 / sqrt(mean(x^2) + eps)) * norm_w_i (f32; the sum
-/// of squares in another order). With a residual (src.a), x is first replaced by the residual sum, which CTA
-/// 0 also stores to res_out (the caller's new x). Each thread takes 4 consecutive elements (one float4) per
-/// step, 8 consecutive threads one 32-block; a thread's loads for up to Batch steps are issued before any is
-/// used (Batch 4 with a residual: three vectors in flight).
-constexpr int kXBatch = 8;
-template <int Batch>
-__device__ float rms_inverse(const XSource& src, int n4, int d_in, float eps, float4* store) {
-    float ss = 0.0f;
-    for (int base = 0; base < n4; base += Batch * static_cast<int>(blockDim.x)) {
-        float4 v[Batch];
-#pragma unroll
-        for (int r = 0; r < Batch; ++r) {
-            const int i = base + r * static_cast<int>(blockDim.x) + static_cast<int>(threadIdx.x);
-            v[r] = i < n4 ? src.at(i) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        }
-#pragma unroll
-        for (int r = 0; r < Batch; ++r) {
-            ss += v[r].x * v[r].x + v[r].y * v[r].y + v[r].z * v[r].z + v[r].w * v[r].w;
-            const int i = base + r * static_cast<int>(blockDim.x) + static_cast<int>(threadIdx.x);
-            if (store && i < n4) store[i] = v[r];
-        }
-    }
-    return 1.0f / sqrtf(block_sum(ss) / static_cast<float>(d_in) + eps);
-}
-
-/// Rounds a batch of x (v[r] holds float4 number base + r * blockDim.x + threadIdx.x) into the planes.
+/// Rounds a batch of x into the planes, dx and sums (see quantize_x): v[r] holds float4 number
+/// base + r * blockDim.x + threadIdx.x.
 template <int Batch>
 __device__ __forceinline__ void store_x_batch(const float4 (&v)[Batch], int base, int n4, uint8_t* x_hi, uint8_t* x_lo,
                                               float* xd, int* xs, int pad_shift) {
@@ -472,82 +416,76 @@ __device__ __forceinline__ float4 scaled(float4 v, float s, float4 g) {
 }
 __device__ __forceinline__ float sum_squares(float4 v) { return v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w; }
 
-/// x of up to kRegX float4 per thread (d_in <= 16 blockDim.x: 3840 with 8 warps), with a norm: every input is
-/// loaded once, in one round of requests, and kept in registers (the general path re-reads x per pass).
-constexpr int kRegX = 4;
-__device__ void quantize_x_regs(const GemvQ8Args& p, uint8_t* x_hi, uint8_t* x_lo, float* xd, int* xs, int pad_shift) {
-    const int n4 = p.d_in / 4;
-    const int threads = blockDim.x;
-    const auto* x4 = reinterpret_cast<const float4*>(p.x);
-    const auto* a4 = reinterpret_cast<const float4*>(p.res_a);
-    const auto* r4 = reinterpret_cast<const float4*>(p.res_w);
-    const auto* g4 = reinterpret_cast<const float4*>(p.norm_w);
-    const float4 zero = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-    float4 v[kRegX], w[kRegX];  // w: a * res_w, then the norm weight
-    float ss_a = 0.0f;
-#pragma unroll
-    for (int r = 0; r < kRegX; ++r) {
-        const int i = r * threads + threadIdx.x;
-        const bool in = i < n4;
-        v[r] = in ? x4[i] : zero;
-        const float4 av = in && a4 ? a4[i] : zero, rw = in && a4 ? r4[i] : zero;
-        ss_a += sum_squares(av);
-        w[r] = make_float4(av.x * rw.x, av.y * rw.y, av.z * rw.z, av.w * rw.w);
-    }
-    if (a4) {
-        const float inv_a = 1.0f / sqrtf(block_sum(ss_a) / static_cast<float>(p.d_in) + p.eps);
-        auto* out = reinterpret_cast<float4*>(p.res_out);
-#pragma unroll
-        for (int r = 0; r < kRegX; ++r) {
-            v[r] = residual_sum(v[r], w[r], inv_a, p.res_scale);
-            const int i = r * threads + threadIdx.x;
-            if (blockIdx.x == 0 && i < n4) out[i] = v[r];
-        }
-    }
-    // The norm weight: requested now, it arrives during the sum below.
-#pragma unroll
-    for (int r = 0; r < kRegX; ++r) {
-        const int i = r * threads + threadIdx.x;
-        w[r] = i < n4 ? g4[i] : zero;
-    }
+/// x -> the hi and lo planes, dx per 32-block, integer sums of v per 16, in shared memory. With norm_w, x is
+/// first RMS-normalized as cuda::rms_norm does: x_i * (1 / sqrt(mean(x^2) + eps)) * norm_w_i (f32; the sum
+/// of squares in another order). Each thread takes 4 consecutive elements (one float4) per step, 8
+/// consecutive threads one 32-block; a thread's loads for up to kXBatch steps are issued before any is used.
+constexpr int kXBatch = 8;
+__device__ float rms_inverse(const float4* x4, int n4, int d_in, float eps) {
     float ss = 0.0f;
+    for (int base = 0; base < n4; base += kXBatch * static_cast<int>(blockDim.x)) {
+        float4 v[kXBatch];
 #pragma unroll
-    for (int r = 0; r < kRegX; ++r) ss += sum_squares(v[r]);
-    const float inv_rms = 1.0f / sqrtf(block_sum(ss) / static_cast<float>(p.d_in) + p.eps);
+        for (int r = 0; r < kXBatch; ++r) {
+            const int i = base + r * static_cast<int>(blockDim.x) + static_cast<int>(threadIdx.x);
+            v[r] = i < n4 ? x4[i] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        }
 #pragma unroll
-    for (int r = 0; r < kRegX; ++r) v[r] = scaled(v[r], inv_rms, w[r]);
-    store_x_batch<kRegX>(v, 0, n4, x_hi, x_lo, xd, xs, pad_shift);
+        for (int r = 0; r < kXBatch; ++r) ss += sum_squares(v[r]);
+    }
+    return 1.0f / sqrtf(block_sum(ss) / static_cast<float>(d_in) + eps);
 }
 
-template <int Batch>
-__device__ void quantize_x(const float* x, const float* norm_w, float eps, int d_in, const float* res_a, const float* res_w,
-                           float res_scale, float* res_out, uint8_t* x_hi, uint8_t* x_lo, float* xd, int* xs, int pad_shift) {
+__device__ void quantize_x(const float* x, const float* norm_w, float eps, int d_in, uint8_t* x_hi, uint8_t* x_lo, float* xd,
+                           int* xs, int pad_shift) {
     const int n4 = d_in / 4;
     const int threads = blockDim.x;
-    XSource src{reinterpret_cast<const float4*>(x), nullptr, nullptr, 1.0f, 1.0f};
-    if (res_a) {
-        const XSource a{reinterpret_cast<const float4*>(res_a), nullptr, nullptr, 1.0f, 1.0f};
-        src = {src.x, a.x, reinterpret_cast<const float4*>(res_w), rms_inverse<Batch>(a, n4, d_in, eps, nullptr), res_scale};
-    }
-    float4* store = res_a && blockIdx.x == 0 ? reinterpret_cast<float4*>(res_out) : nullptr;
+    const auto* x4 = reinterpret_cast<const float4*>(x);
     const auto* w4 = reinterpret_cast<const float4*>(norm_w);
-    const float inv_rms = norm_w ? rms_inverse<Batch>(src, n4, d_in, eps, store) : 1.0f;
-    for (int base = 0; base < n4; base += Batch * threads) {
-        float4 v[Batch];
+    const float inv_rms = norm_w ? rms_inverse(x4, n4, d_in, eps) : 1.0f;
+    for (int base = 0; base < n4; base += kXBatch * threads) {
+        float4 v[kXBatch];
 #pragma unroll
-        for (int r = 0; r < Batch; ++r) {
+        for (int r = 0; r < kXBatch; ++r) {
             const int i = base + r * threads + threadIdx.x;
-            v[r] = i < n4 ? src.at(i) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            v[r] = i < n4 ? x4[i] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
         }
         if (norm_w) {
 #pragma unroll
-            for (int r = 0; r < Batch; ++r) {
+            for (int r = 0; r < kXBatch; ++r) {
                 const int i = base + r * threads + threadIdx.x;
                 v[r] = scaled(v[r], inv_rms, i < n4 ? w4[i] : make_float4(0.0f, 0.0f, 0.0f, 0.0f));
             }
         }
-        store_x_batch<Batch>(v, base, n4, x_hi, x_lo, xd, xs, pad_shift);
+        store_x_batch<kXBatch>(v, base, n4, x_hi, x_lo, xd, xs, pad_shift);
     }
+}
+
+/// quantize_x with a norm for x of up to kRegX float4 per thread (d_in <= 16 blockDim.x: 3840 with 8 warps):
+/// x and the norm weight are each loaded once, in one round of requests, and kept in registers (quantize_x
+/// reads x again after the sum of squares: one more dependent trip to L2 before the products can start).
+constexpr int kRegX = 4;
+__device__ void quantize_x_regs(const float* x, const float* norm_w, float eps, int d_in, uint8_t* x_hi, uint8_t* x_lo,
+                                float* xd, int* xs, int pad_shift) {
+    const int n4 = d_in / 4;
+    const int threads = blockDim.x;
+    const auto* x4 = reinterpret_cast<const float4*>(x);
+    const auto* g4 = reinterpret_cast<const float4*>(norm_w);
+    const float4 zero = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    float4 v[kRegX], g[kRegX];
+#pragma unroll
+    for (int r = 0; r < kRegX; ++r) {
+        const int i = r * threads + threadIdx.x;
+        v[r] = i < n4 ? x4[i] : zero;
+        g[r] = i < n4 ? g4[i] : zero;
+    }
+    float ss = 0.0f;
+#pragma unroll
+    for (int r = 0; r < kRegX; ++r) ss += sum_squares(v[r]);
+    const float inv_rms = 1.0f / sqrtf(block_sum(ss) / static_cast<float>(d_in) + eps);
+#pragma unroll
+    for (int r = 0; r < kRegX; ++r) v[r] = scaled(v[r], inv_rms, g[r]);
+    store_x_batch<kRegX>(v, 0, n4, x_hi, x_lo, xd, xs, pad_shift);
 }
 
 /// Split-K epilogue (GemvQ8Args): the last CTA of `group` to finish sums the partials of the group's rows.
@@ -682,13 +620,9 @@ __global__ void __launch_bounds__(kMaxWarps * kWarpSize, kMinCtas<Dec>) gemv_q8_
     }
     grid_dependency_wait();
     if (a.x_regs && a.norm_w && a.d_in <= 4 * kRegX * static_cast<int>(blockDim.x)) {
-        quantize_x_regs(a, x_hi, x_lo, xd, xs, Dec::kXPadShift);
-    } else if (a.res_a) {
-        quantize_x<kXBatch / 2>(a.x, a.norm_w, a.eps, a.d_in, a.res_a, a.res_w, a.res_scale, a.res_out, x_hi, x_lo, xd, xs,
-                                Dec::kXPadShift);
+        quantize_x_regs(a.x, a.norm_w, a.eps, a.d_in, x_hi, x_lo, xd, xs, Dec::kXPadShift);
     } else {
-        quantize_x<kXBatch>(a.x + static_cast<size_t>(split) * a.d_in, a.norm_w, a.eps, a.d_in, nullptr, nullptr, 1.0f,
-                            nullptr, x_hi, x_lo, xd, xs, Dec::kXPadShift);
+        quantize_x(a.x + static_cast<size_t>(split) * a.d_in, a.norm_w, a.eps, a.d_in, x_hi, x_lo, xd, xs, Dec::kXPadShift);
     }
     __syncthreads();
     const XShared x{x_hi, x_lo, xd, xs, Dec::kXPadShift};
@@ -760,7 +694,7 @@ int k_splits_for(const GemvQ8Args& a, int block_elems, bool geglu) {
         const int t = env ? std::atoi(env) : kSplitTarget;
         return t >= 256 ? t : kSplitTarget;
     }();
-    if (target == 0 || geglu || a.norm_w != nullptr || a.res_a != nullptr) return 1;
+    if (target == 0 || geglu || a.norm_w != nullptr) return 1;
     for (int p = a.d_in / target; p > 1; --p) {
         if (a.d_in % (p * block_elems) == 0) return p;
     }
@@ -858,11 +792,11 @@ bool exact_decode_requested() {
 
 void gemv_q8(const WeightMatrix& w, const WeightMatrix* up, const float* x, float* y, Context& ctx) {
     const WeightMatrix* ws[] = {&w};
-    gemv_q8_norm(ws, &y, 1, up, x, nullptr, 0.0f, nullptr, ctx);
+    gemv_q8_norm(ws, &y, 1, up, x, nullptr, 0.0f, ctx);
 }
 
 void gemv_q8_norm(const WeightMatrix* const* ws, float* const* ys, int count, const WeightMatrix* up, const float* x,
-                  const float* norm_w, float eps, const PendingResidual* res, Context& ctx) {
+                  const float* norm_w, float eps, Context& ctx) {
     if (count < 1 || count > kMaxMatrices || (up && count != 1)) {
         throw Error(ErrorCode::invalid_argument, "gemv_q8: 1 to 3 matrices, or one gate/up pair");
     }
@@ -871,22 +805,10 @@ void gemv_q8_norm(const WeightMatrix* const* ws, float* const* ys, int count, co
         return gemv_q8_supports(m, x) && m.type == w0.type && m.d_in == w0.d_in && (!up || m.d_out == w0.d_out);
     };
     bool ok = !norm_w || aligned16(norm_w);
-    if (res) {
-        if (!norm_w || !res->a || !res->weight || !res->out || res->out == x) {
-            throw Error(ErrorCode::invalid_argument, "gemv_q8: a pending residual needs a norm weight and its own output");
-        }
-        ok = ok && aligned16(res->a) && aligned16(res->weight) && aligned16(res->out);
-    }
     for (int k = 0; k < count; ++k) ok = ok && compatible(*ws[k]);
     if (up) ok = ok && compatible(*up);
     if (!ok) throw Error(ErrorCode::invalid_argument, "gemv_q8: unsupported weight type, shape or alignment");
     GemvQ8Args a = base_args(w0, x, norm_w, eps);
-    if (res) {
-        a.res_a = res->a;
-        a.res_w = res->weight;
-        a.res_scale = res->scale;
-        a.res_out = res->out;
-    }
     int rows = 0;
     for (int k = 0; k < kMaxMatrices; ++k) {
         a.row_begin[k] = rows;

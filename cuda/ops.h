@@ -53,12 +53,9 @@ bool exact_decode_requested();
 void gemv_q8(const WeightMatrix& w, const WeightMatrix* up, const float* x, float* y, Context& ctx);
 /// One launch: ys[k] = W_k h for k < count (<= 3 matrices of one type and d_in), or, with up (count 1),
 /// ys[0] = gelu_tanh(W_0 h) * (up h); h = rms_norm(x) with norm_w and eps (as cuda::rms_norm), or x if
-/// norm_w is null. With `res` (non-null, needs norm_w), x is first replaced by res->out = x +
-/// rms_norm(res->a) * res->weight (times res->scale), as cuda::add_rms_norm computes it, and res->out is
-/// written (res->out must not alias x, a or the outputs). Throws invalid_argument for what gemv_q8_supports
-/// rejects or mixed types/shapes.
+/// norm_w is null. Throws invalid_argument for what gemv_q8_supports rejects or mixed types/shapes.
 void gemv_q8_norm(const WeightMatrix* const* ws, float* const* ys, int count, const WeightMatrix* up, const float* x,
-                  const float* norm_w, float eps, const PendingResidual* res, Context& ctx);
+                  const float* norm_w, float eps, Context& ctx);
 
 // cuda/attention.cu
 void attention_prepare(float* q, const float* k, const float* v, const BatchPositions& batch, const AttentionLayer& layer,

@@ -18,17 +18,6 @@
 
 namespace gemma4 {
 
-/// A residual update not yet carried out: out = (x + rms_norm(a) * weight) * scale, add_rms_norm's math with
-/// the result in `out` (which may equal x) instead of in place. norm_matmuls and norm_gate_up_geglu apply it
-/// first and then use `out` as their x, so that a backend may fuse it into their products (Backend::
-/// fuses_residual). a == nullptr: none.
-struct PendingResidual {
-    const float* a = nullptr;
-    const float* weight = nullptr;
-    float scale = 1.0f;
-    float* out = nullptr;
-};
-
 /// A weight matrix as stored in the GGUF: d_out rows of d_in elements in `type` blocks, rows back to
 /// back. y = W x reads row o for output o.
 struct WeightMatrix {
@@ -118,37 +107,18 @@ public:
     virtual void gate_up_geglu(const WeightMatrix& gate, const WeightMatrix& up, const float* x, int n_tokens,
                                float* scratch, float* out) = 0;
     /// Fused forms of "h = rms_norm(x) * norm_weight, then products with h" (the layer inputs): for each
-    /// target ys[k] = W_k h (count <= 3, one d_in); norm_gate_up_geglu: out = gate_up_geglu(h). With a
-    /// pending residual `res`, x is first replaced by res.out = x + rms_norm(res.a) * res.weight (times
-    /// res.scale; the same eps). `h` is a [n_tokens][d_in] buffer the default (apply_residual, rms_norm into
-    /// h, then the plain ops) writes; a backend may fuse the norm and the residual into the products instead
-    /// and leave h unwritten. res.a may equal h (it is read before h is written).
+    /// target ys[k] = W_k h (count <= 3, one d_in); norm_gate_up_geglu: out = gate_up_geglu(h). `h` is a
+    /// [n_tokens][d_in] buffer the default (rms_norm into h, then the plain ops) writes; a backend may
+    /// fuse the norm into the products instead and leave h unwritten.
     virtual void norm_matmuls(const float* x, const float* norm_weight, float eps, int n_tokens, const WeightMatrix* const* ws,
-                              float* const* ys, int count, float* h, const PendingResidual& res) {
-        const float* xr = apply_residual(x, n_tokens, static_cast<int>(ws[0]->d_in), eps, res);
-        rms_norm(xr, norm_weight, n_tokens, static_cast<int>(ws[0]->d_in), eps, h);
+                              float* const* ys, int count, float* h) {
+        rms_norm(x, norm_weight, n_tokens, static_cast<int>(ws[0]->d_in), eps, h);
         for (int k = 0; k < count; ++k) matmul(*ws[k], h, n_tokens, ys[k]);
     }
     virtual void norm_gate_up_geglu(const float* x, const float* norm_weight, float eps, const WeightMatrix& gate,
-                                    const WeightMatrix& up, int n_tokens, float* scratch, float* out, float* h,
-                                    const PendingResidual& res) {
-        const float* xr = apply_residual(x, n_tokens, static_cast<int>(gate.d_in), eps, res);
-        rms_norm(xr, norm_weight, n_tokens, static_cast<int>(gate.d_in), eps, h);
+                                    const WeightMatrix& up, int n_tokens, float* scratch, float* out, float* h) {
+        rms_norm(x, norm_weight, n_tokens, static_cast<int>(gate.d_in), eps, h);
         gate_up_geglu(gate, up, h, n_tokens, scratch, out);
-    }
-    /// Whether norm_matmuls and norm_gate_up_geglu fold a pending residual into their own work for a batch of
-    /// n_tokens (rather than running add_rms_norm first): only then does the transformer defer its residual
-    /// updates (the default carries them out where they arise).
-    virtual bool fuses_residual(int n_tokens) const {
-        (void)n_tokens;
-        return false;
-    }
-    /// Carries out `res` on x (copy to res.out unless equal, then add_rms_norm there); returns the x to use.
-    const float* apply_residual(const float* x, int n_tokens, int dim, float eps, const PendingResidual& res) {
-        if (!res.a) return x;
-        if (res.out != x) copy(res.out, x, sizeof(float) * static_cast<size_t>(n_tokens) * dim);
-        add_rms_norm(res.out, res.a, res.weight, n_tokens, dim, eps, res.scale);
-        return res.out;
     }
     /// x[t] = (x[t] + rms_norm(a[t]) * weight) * scale.   x, a: [n_tokens][dim]
     virtual void add_rms_norm(float* x, const float* a, const float* weight, int n_tokens, int dim, float eps,

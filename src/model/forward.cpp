@@ -38,7 +38,7 @@ Forward::Forward(Backend& backend, const ModelConfig& config, const ModelWeights
     const size_t sizes[] = {n * d * 4, n * d * 4, n * cfg_.max_q_dim() * 4, n * cfg_.max_kv_dim() * 4,
                             n * cfg_.max_kv_dim() * 4, n * cfg_.max_q_dim() * 4, n * cfg_.max_d_ff() * 4,
                             n * cfg_.max_d_ff() * 4, n * 4, n * 4 + 4, kLogitChunkRows * d * 4,
-                            static_cast<size_t>(kLogitChunkRows) * cfg_.vocab_size * 4, d * 4};
+                            static_cast<size_t>(kLogitChunkRows) * cfg_.vocab_size * 4};
     constexpr size_t kAlign = 256;
     size_t total = 0;
     for (size_t s : sizes) total += (s + kAlign - 1) / kAlign * kAlign;
@@ -62,7 +62,6 @@ Forward::Forward(Backend& backend, const ModelConfig& config, const ModelWeights
     pos0_ = groups_ + n;
     logit_x_ = static_cast<float*>(slices[10]);
     logits_ = static_cast<float*>(slices[11]);
-    x_alt_ = static_cast<float*>(slices[12]);
     host_ids_ = HostBuffer<int32_t>(be_, n + 1);
 }
 
@@ -87,27 +86,6 @@ void Forward::embed_and_layers(const BatchPositions& pos, const ForwardBatch& ba
             i = j;
         }
     }
-    // Residual updates x = x + rms_norm(h) * w: carried out where they arise, or, where the backend folds
-    // them into the next layer input's norm and products (one token), deferred into that op, which writes
-    // the sum to the other buffer of a ping-pong (x_ <-> x_alt_): its other blocks still read the old x.
-    const bool defer = be_.fuses_residual(n);
-    const float* x = x_;
-    PendingResidual pending;
-    const auto residual = [&](const float* norm_weight, float scale) {
-        if (defer) {
-            pending = {h_, norm_weight, scale, x == x_ ? x_alt_ : x_};
-        } else {
-            be_.add_rms_norm(x_, h_, norm_weight, n, d, cfg_.rms_eps, scale);
-        }
-    };
-    // The pending update for the op about to read x; x moves to its result.
-    const auto take = [&](const float*& in) {
-        const PendingResidual p = pending;
-        in = x;
-        if (p.a) x = p.out;
-        pending = {};
-        return p;
-    };
     for (int l = 0; l < cfg_.n_layers; ++l) {
         const LayerWeights& L = w_.layers[l];
         const AttentionLayer& A = attn_[l];
@@ -115,40 +93,28 @@ void Forward::embed_and_layers(const BatchPositions& pos, const ForwardBatch& ba
         const WeightMatrix* qkv[] = {&L.wq, &L.wk, &L.wv};
         float* qkv_out[] = {q_, k_, v_};
         const bool has_v = L.wv.data != nullptr;
-        const float* in = nullptr;
-        PendingResidual p = take(in);
-        be_.norm_matmuls(in, L.attn_norm, cfg_.rms_eps, n, qkv, qkv_out, has_v ? 3 : 2, h_, p);
+        be_.norm_matmuls(x_, L.attn_norm, cfg_.rms_eps, n, qkv, qkv_out, has_v ? 3 : 2, h_);
         const float* v = has_v ? v_ : k_;
         const KvLayerView view = kv_views_[l];
         be_.attention_prepare(q_, k_, v, pos, A, view);
         be_.attention(q_, pos, A, view, attn_out_);
         be_.matmul(L.wo, attn_out_, n, h_);
-        residual(L.post_attn_norm, 1.0f);
+        be_.add_rms_norm(x_, h_, L.post_attn_norm, n, d, cfg_.rms_eps, 1.0f);
 
-        p = take(in);
-        be_.norm_gate_up_geglu(in, L.ffn_norm, cfg_.rms_eps, L.gate, L.up, n, ff_scratch_, ff_, h_, p);
+        be_.norm_gate_up_geglu(x_, L.ffn_norm, cfg_.rms_eps, L.gate, L.up, n, ff_scratch_, ff_, h_);
         be_.matmul(L.down, ff_, n, h_);
-        residual(L.post_ffw_norm, L.output_scale);
+        be_.add_rms_norm(x_, h_, L.post_ffw_norm, n, d, cfg_.rms_eps, L.output_scale);
     }
-    pending_ = pending;
-    pending_x_ = x;
 }
 
 void Forward::logits_chunk(std::span<const int> rows) {
     const int d = cfg_.d_model;
     const int n = static_cast<int>(rows.size());
-    if (pending_.a) {
-        // Deferred last update (one-token batches only): the final norm and LM head take it along, and x_ then
-        // holds the final stream (the ping-pong's parity puts it there).
-        const WeightMatrix* head[] = {&w_.lm_head};
-        float* out[] = {logits_};
-        be_.norm_matmuls(pending_x_, w_.output_norm, cfg_.rms_eps, 1, head, out, 1, logit_x_, pending_);
-        pending_ = {};
-    } else if (n == 1) {
+    if (n == 1) {
         // One row (decode): no gather; the backend may fuse the final norm into the LM head.
         const WeightMatrix* head[] = {&w_.lm_head};
         float* out[] = {logits_};
-        be_.norm_matmuls(x_ + static_cast<size_t>(rows[0]) * d, w_.output_norm, cfg_.rms_eps, 1, head, out, 1, logit_x_, {});
+        be_.norm_matmuls(x_ + static_cast<size_t>(rows[0]) * d, w_.output_norm, cfg_.rms_eps, 1, head, out, 1, logit_x_);
     } else {
         for (int r = 0; r < n; ++r) {
             be_.copy(logit_x_ + static_cast<size_t>(r) * d, x_ + static_cast<size_t>(rows[r]) * d, sizeof(float) * d);
@@ -262,10 +228,6 @@ void Forward::run_prepared(const ForwardBatch& batch, KvCache& kv, float* logits
         const int rows = static_cast<int>(std::min<size_t>(kLogitChunkRows, batch.logit_rows.size() - c));
         logits_chunk(batch.logit_rows.subspan(c, rows));
         be_.download(logits + c * vocab, logits_, sizeof(float) * rows * vocab);
-    }
-    if (pending_.a) {  // no logits asked: still finish the stream in x_
-        be_.apply_residual(pending_x_, 1, cfg_.d_model, cfg_.rms_eps, pending_);
-        pending_ = {};
     }
     be_.synchronize();
 }

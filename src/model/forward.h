@@ -65,7 +65,6 @@ private:
     // Backend scratch, each sized for max_batch_ rows.
     void* arena_ = nullptr;
     float* x_ = nullptr;        // [n][d_model] residual stream
-    float* x_alt_ = nullptr;    // [1][d_model] the other half of a one-token residual ping-pong (deferred updates)
     float* h_ = nullptr;        // [n][d_model] normed input / block output
     float* q_ = nullptr;        // [n][max_q_dim]
     float* k_ = nullptr;        // [n][max_kv_dim]
@@ -80,10 +79,6 @@ private:
     HostBuffer<int32_t> host_ids_;  // [max_batch_ + 1]: the batch's ids, then pos0 (page-locked upload staging)
     int32_t* pos0_ = nullptr;   // [1] pos0 of a recorded step
     std::vector<KvLayerView> kv_views_;
-    // The last layer's residual update when the backend defers it (Backend::fuses_residual): applied to
-    // pending_x_ by logits_chunk, whose norm and LM head fold it in. x_ holds the final stream after that.
-    PendingResidual pending_;
-    const float* pending_x_ = nullptr;
     bool use_recordings_ = true;
     void* recording_ = nullptr;
     uint64_t recording_generation_ = 0;
