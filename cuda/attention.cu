@@ -533,9 +533,6 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) attention_flash_kernel(const
             ++early;
         }
     }
-    // The page-table entries of the keys requested after the wait (the first and the last; a partition spans
-    // one or two pages at decode depths) into L1 now: the table is uploaded before the batch, like pos0.
-    if (tid < 2 && early < n_tiles) prefetch_l1(p.pages + (tid == 0 ? k_lo + early * kTileKeys : k_hi - 1) / p.page_tokens);
     grid_dependency_wait();
     if constexpr (!Cfg::kF32Cache) {
         for (int st = early; st < Cfg::kStages - 1; ++st) {
