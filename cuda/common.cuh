@@ -83,9 +83,6 @@ __device__ __forceinline__ void allow_dependents() {
 #endif
 }
 
-/// Requests the 128-byte line holding `p` into L2 (a hint: nothing is returned; `p` must be a valid address).
-__device__ __forceinline__ void prefetch_l2(const void* p) { asm volatile("prefetch.global.L2 [%0];\n" ::"l"(p)); }
-
 /// Whether the environment variable `name` is set to exactly `value` (the on/off switches of the CUDA
 /// backend, read once by their users).
 bool env_is(const char* name, const char* value);

@@ -339,7 +339,6 @@ struct GemvQ8Args {
     const float* x;        // [d_in]
     const float* norm_w;   // RMSNorm weight applied to x first, or null
     float eps;
-    bool l2_ahead;         // prefetch each stream's next row into L2 (GEMMA4_GEMV_L2_AHEAD=0: off)
     bool x_regs;           // a normed x of up to 16 floats per thread is read once into registers (quantize_x_regs)
     size_t row_bytes;      // from one row to the next
     int d_in;              // elements of x (and of a row) one CTA takes: the whole row, or its split's slice
@@ -584,16 +583,6 @@ __global__ void __launch_bounds__(kMaxWarps * kWarpSize, kMinCtas<Dec>) gemv_q8_
             const uintptr_t first = start & ~uintptr_t{15};
             const int pieces = static_cast<int>((start + size - first + 15) / 16);
             uint8_t* dst = slots + (stage * N + n) * G::kSlotBytes;
-            const int r = kGeglu ? cur.row : cur.row + n * total_warps;
-            if (a.l2_ahead && r + row_stride < pick(a.row_begin, (kGeglu ? 0 : matrix_of(a, r)) + 1)) {
-                // The same chunk of the stream's next row (n_chunks steps ahead) into L2: more bytes in flight
-                // than the shared-memory stages hold. Whole 128-byte lines inside that row's chunk span.
-                const uintptr_t next = start + static_cast<uintptr_t>(row_stride) * a.row_bytes;
-                const uintptr_t first_line = next & ~uintptr_t{127};  // inside the matrix: the next row is not its first
-                if (static_cast<uintptr_t>(lane) * 128u < next + size - first_line) {
-                    prefetch_l2(reinterpret_cast<const void*>(first_line + 128u * static_cast<uintptr_t>(lane)));
-                }
-            }
             if (!(last && cur.last_row[n])) {
 #pragma unroll
                 for (int i = 0; i < kCopyIters; ++i) {
@@ -736,12 +725,6 @@ void launch(GemvQ8Args a, Context& ctx) {
     }
     int per_sm = 0;
     GEMMA4_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, warps * kWarpSize, smem));
-    // GEMMA4_GEMV_CTAS_PER_SM caps the persistent CTAs per SM (for measuring co-residency with the next kernel).
-    static const int cap = [] {
-        const char* env = std::getenv("GEMMA4_GEMV_CTAS_PER_SM");
-        return env ? std::atoi(env) : 0;
-    }();
-    if (cap > 0) per_sm = std::min(per_sm, cap);
     const int groups = std::max(1, std::min((units + warps - 1) / warps, std::max(1, per_sm) * sm / a.k_splits));
     const int ctas = groups * a.k_splits;
     if (a.k_splits > 1) {
@@ -783,8 +766,6 @@ GemvQ8Args base_args(const WeightMatrix& w, const float* x, const float* norm_w,
     a.d_in = static_cast<int>(w.d_in);
     static const bool regs_off = env_is("GEMMA4_GEMV_XREGS", "0");  // for measuring what it saves
     a.x_regs = !regs_off;
-    static const bool ahead_off = env_is("GEMMA4_GEMV_L2_AHEAD", "0");
-    a.l2_ahead = !ahead_off;
     return a;
 }
 
