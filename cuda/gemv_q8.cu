@@ -506,11 +506,10 @@ __device__ void combine_splits(const GemvQ8Args& a, int group, int first_row, in
     if (threadIdx.x == 0) a.counters[group] = 0;  // ready for the next launch
 }
 
-/// Resident 8-warp CTAs per SM the register budget must allow (ptxas then caps registers per thread at 80).
-/// Q6_K's larger stages (2 x 3 chunks of 1680 bytes per warp) fit 3 CTAs only at 6 warps (kQ6Warps).
+/// Resident 8-warp CTAs per SM the register budget must allow (ptxas then caps registers per thread: 80 for
+/// 3, 128 for 2). Q6_K stages (2 x 3 chunks of 1680 bytes per warp) leave room for only 2 CTAs anyway.
 template <class Dec>
-inline constexpr int kMinCtas = 3;
-constexpr int kQ6Warps = 6;
+inline constexpr int kMinCtas = Dec::kBlockBytes == 210 ? 2 : 3;
 
 /// Streams of a step: kGeglu, the gate row and the up row of one launch row; otherwise two launch rows of
 /// the warp, r and r + total_warps (the second absent past the last row).
@@ -711,9 +710,8 @@ void launch(GemvQ8Args a, Context& ctx) {
     a.d_in /= a.k_splits;
     // Warp-steps of one split run: a row each with kGeglu (its gate and up rows), else two rows each.
     const int units = kGeglu ? a.d_out : (a.d_out + kStreams - 1) / kStreams;
-    // Q6_K: 6 warps, so that 3 CTAs fit in shared memory (more bytes in flight per SM than 2 CTAs of 8).
-    int warps = Dec::kBlockBytes == Q6KDec::kBlockBytes ? kQ6Warps : kMaxWarps;
-    while (warps > 2 && warps % 2 == 0 && (units + warps - 1) / warps * a.k_splits < sm) warps /= 2;
+    int warps = kMaxWarps;
+    while (warps > 2 && (units + warps - 1) / warps * a.k_splits < sm) warps /= 2;
     const int smem = x_smem_bytes(a.d_in, Dec::kXPadShift) + warps * kStages * kStreams * G::kSlotBytes;
 
     auto* kernel = &gemv_q8_kernel<Dec, kGeglu>;
