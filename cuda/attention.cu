@@ -177,7 +177,8 @@ struct PrepareParams {
     bool f16_cache;
 };
 
-constexpr int kRopePairsPerThread = kMaxHeadDim / 2 / kPrepareThreads;
+constexpr int kPrepareElems = kMaxHeadDim / kPrepareThreads;       // head-vector elements per thread, at most
+constexpr int kRopePairsPerThread = kPrepareElems / 2;
 
 __global__ void __launch_bounds__(kPrepareThreads) attention_prepare_kernel(const PrepareParams p) {
     allow_dependents();  // launched with launch_dependent (common.cuh)
@@ -231,9 +232,9 @@ __global__ void __launch_bounds__(kPrepareThreads) attention_prepare_kernel(cons
     }
     // Also before the wait: this thread's norm weights and the cache page (the page table is uploaded
     // before the step, like pos0), so that no load after the wait depends on another.
-    float w_reg[kMaxHeadDim / kPrepareThreads];
+    float w_reg[kPrepareElems];
 #pragma unroll
-    for (int j = 0; j < kMaxHeadDim / kPrepareThreads; ++j) {
+    for (int j = 0; j < kPrepareElems; ++j) {
         const int i = tid + j * kPrepareThreads;
         w_reg[j] = weight && i < hd ? weight[i] : 1.0f;
     }
@@ -256,7 +257,7 @@ __global__ void __launch_bounds__(kPrepareThreads) attention_prepare_kernel(cons
     const float s = 1.0f / sqrtf(static_cast<float>(total / hd) + p.eps);
 
 #pragma unroll
-    for (int j = 0; j < kMaxHeadDim / kPrepareThreads; ++j) {
+    for (int j = 0; j < kPrepareElems; ++j) {
         const int i = tid + j * kPrepareThreads;
         if (i < hd) x[i] = weight ? (x[i] * s) * w_reg[j] : x[i] * s;
     }
@@ -831,25 +832,21 @@ __global__ void __launch_bounds__(kReduceThreads) attention_reduce_kernel(const 
     l = block_reduce(l, false, scratch);  // its barriers also publish `weights`
 
     float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-#pragma unroll
-    for (int k = 0; k < kReduceEarly; ++k) {
-        const int i = part_lane + k * kReducePartLanes;
-        if (i >= n_parts) break;
+    const auto accumulate = [&](int i, float4 v) {
         const float w = weights[i];
-        acc.x += w * early[k].x;
-        acc.y += w * early[k].y;
-        acc.z += w * early[k].z;
-        acc.w += w * early[k].w;
-    }
-#pragma unroll 4
-    for (int i = part_lane + kReduceEarly * kReducePartLanes; i < n_parts; i += kReducePartLanes) {
-        const float w = weights[i];
-        const float4 v = src[i * part_stride];
         acc.x += w * v.x;
         acc.y += w * v.y;
         acc.z += w * v.z;
         acc.w += w * v.w;
+    };
+#pragma unroll
+    for (int k = 0; k < kReduceEarly; ++k) {
+        const int i = part_lane + k * kReducePartLanes;
+        if (i >= n_parts) break;
+        accumulate(i, early[k]);
     }
+#pragma unroll 4
+    for (int i = part_lane + kReduceEarly * kReducePartLanes; i < n_parts; i += kReducePartLanes) accumulate(i, src[i * part_stride]);
     lane_sums[part_lane][col_lane] = acc;
     __syncthreads();
     if (part_lane == 0) {

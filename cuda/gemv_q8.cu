@@ -415,6 +415,10 @@ __device__ __forceinline__ float4 scaled(float4 v, float s, float4 g) {
     return make_float4((v.x * s) * g.x, (v.y * s) * g.y, (v.z * s) * g.z, (v.w * s) * g.w);
 }
 __device__ __forceinline__ float sum_squares(float4 v) { return v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w; }
+/// 1 / sqrt(mean(x^2) + eps) from each thread's partial sum of squares `ss` (block_sum: call from every thread).
+__device__ __forceinline__ float inverse_rms(float ss, int d_in, float eps) {
+    return 1.0f / sqrtf(block_sum(ss) / static_cast<float>(d_in) + eps);
+}
 
 /// x -> the hi and lo planes, dx per 32-block, integer sums of v per 16, in shared memory. With norm_w, x is
 /// first RMS-normalized as cuda::rms_norm does: x_i * (1 / sqrt(mean(x^2) + eps)) * norm_w_i (f32; the sum
@@ -433,7 +437,7 @@ __device__ float rms_inverse(const float4* x4, int n4, int d_in, float eps) {
 #pragma unroll
         for (int r = 0; r < kXBatch; ++r) ss += sum_squares(v[r]);
     }
-    return 1.0f / sqrtf(block_sum(ss) / static_cast<float>(d_in) + eps);
+    return inverse_rms(ss, d_in, eps);
 }
 
 __device__ void quantize_x(const float* x, const float* norm_w, float eps, int d_in, uint8_t* x_hi, uint8_t* x_lo, float* xd,
@@ -482,7 +486,7 @@ __device__ void quantize_x_regs(const float* x, const float* norm_w, float eps, 
     float ss = 0.0f;
 #pragma unroll
     for (int r = 0; r < kRegX; ++r) ss += sum_squares(v[r]);
-    const float inv_rms = 1.0f / sqrtf(block_sum(ss) / static_cast<float>(d_in) + eps);
+    const float inv_rms = inverse_rms(ss, d_in, eps);
 #pragma unroll
     for (int r = 0; r < kRegX; ++r) v[r] = scaled(v[r], inv_rms, g[r]);
     store_x_batch<kRegX>(v, 0, n4, x_hi, x_lo, xd, xs, pad_shift);

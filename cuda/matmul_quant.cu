@@ -248,7 +248,6 @@ __device__ __forceinline__ float fma_exact(float a, float b, float c) {
     return r;
 }
 
-
 // cp.async beside common.cuh's (cp_async_16: 16 bytes, L2 only, for the streamed weights; the commit and
 // wait): 16 bytes kept in L1 too (.ca: x is read by every CTA of the SM), and 4 bytes.
 __device__ __forceinline__ void cp_async_16_ca(void* dst, const void* src, uint32_t src_bytes) {

@@ -92,8 +92,7 @@ struct alignas(sizeof(float) * kWidth) FloatPack {
 template <int kThreadsPerRow>
 __device__ float row_sum(float v) {
     if constexpr (kThreadsPerRow == kWarpSize) {
-        for (int o = kWarpSize / 2; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
-        return v;
+        return warp_sum(v);
     } else {
         static_assert(kThreadsPerRow == kRowThreads, "block_sum reduces a CTA of kRowThreads threads");
         return block_sum(v);
