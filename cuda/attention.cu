@@ -68,6 +68,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <type_traits>
@@ -100,7 +101,6 @@ constexpr int kReduceThreads = 128;
 constexpr int kReduceCols = 64;          // output floats of one row per reduce block (head_dim / 64 blocks per row)
 constexpr int kReduceColLanes = kReduceCols / 4;                   // float4 columns
 constexpr int kReducePartLanes = kReduceThreads / kReduceColLanes; // threads striding over partitions
-constexpr int kReduceEarly = 4;          // partial outputs per thread loaded before the partition weights are known
 constexpr int kMaxParts = 4096;          // partition weights in the reduce kernel's shared memory: 16 KiB
 constexpr int kMaxGridY = 65535;
 constexpr size_t kMaxSmemBytes = 227 * 1024;  // Hopper: opt-in dynamic shared memory per block
@@ -328,6 +328,13 @@ struct FlashConfig {
     static_assert(HeadDim % kReduceCols == 0, "whole reduce blocks per row");
     static_assert(kSmemBytes <= kMaxSmemBytes, "shared memory");
     static_assert(kThreads % (HeadDim * sizeof(KvType) / kChunkBytes) == 0, "whole key rows per loader pass");
+    // Fused preparation (decode, f16 cache): the last ring stage, unused until the first loop iteration, holds
+    // the prepared q rows, the new K and V rows (f32) and the RoPE cos / sin table; a thread per rotated pair.
+    static constexpr bool kCanFuse = Exact && !kF32Cache;
+    static constexpr size_t kPrepFloats = size_t{kRows + 2} * HeadDim + HeadDim;
+    static_assert(!kCanFuse || (kStages >= 2 && kPrepFloats * sizeof(float) <= 2 * kKvPlanes * kTileHalves * sizeof(__half)),
+                  "fused preparation fits in one stage");
+    static_assert(!kCanFuse || (kThreads >= HeadDim / 2 && HeadDim % kThreads == 0), "one thread per RoPE pair");
 };
 
 // The configuration table. Decode: 16 rows, exact operands, 64 dims per warp (8 warps at head_dim
@@ -361,6 +368,17 @@ struct FlashParams {
     // the kernel (n_parts stays as launched).
     const int32_t* pos0_device;
     bool early_tiles;         // request tiles below pos0 before grid_dependency_wait (GEMMA4_ATTN_EARLY=0: after)
+    // Fused preparation (prepare_and_attend; decode configuration, f16 cache, one token): q holds the raw
+    // projections and this kernel does attention_prepare's work itself (see "fused" above).
+    bool fused;
+    const float* k_src;       // [n_kv_heads * head_dim] raw K projection of the token
+    const float* v_src;       // [n_kv_heads * head_dim] raw V projection (may equal k_src)
+    const float* q_norm;      // [head_dim]
+    const float* k_norm;      // [head_dim]
+    const float* rope_freqs;  // [rope_dims / 2] or null
+    int rope_dims;
+    float theta_scale;
+    float eps;
 };
 
 // The per-position fields of FlashParams, from *p.pos0_device in graph replay (as the host computes them
@@ -455,6 +473,11 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) attention_flash_kernel(const
         return page + slot * HD * sizeof(KvT);
     };
 
+    // Fused preparation: `owner` marks the block whose key range ends at the new key (pos0): it prepares that
+    // key's K and V, writes them to the cache and puts them into its tile itself (the tile's copy skips them).
+    const bool fused = Cfg::kCanFuse && p.fused;
+    const bool owner = fused && n_tiles > 0 && k_lo <= pp.pos0 && pp.pos0 < k_hi;
+
     // f16 cache: one tile of K and V into `stage` with cp.async (the caller commits the group); keys
     // >= k_hi are zero-filled.
     const auto load_tile_async = [&](int k0, int stage) {
@@ -467,6 +490,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) attention_flash_kernel(const
         for (int pass = 0; pass < kTileKeys / kRowsPerPass; ++pass) {
             const int j = pass * kRowsPerPass + tid / kChunks;
             const int pk = k0 + j;
+            if (owner && pk == pp.pos0) continue;  // written by this block (fused preparation)
             const char* row = pk < k_hi ? key_row(pk) : nullptr;
             const void* fallback = p.pages;  // any valid, aligned address: nothing is read from it
             const void* src_k = row ? static_cast<const void*>(row + chunk * kChunkBytes) : fallback;
@@ -525,6 +549,31 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) attention_flash_kernel(const
     // group per tile (empty past the end), so "all but the newest kStages - 2 groups" is tile `it`.
     // Tiles wholly below pos0 (the cache as earlier batches left it) are requested before waiting for the
     // prepare kernel that writes this batch's keys; the rest after.
+    // Fused preparation, before the wait: the RoPE angles of pos0 (attention_prepare_kernel's recurrence and
+    // sincosf; thread i takes pair i) into the prep area, and the lane's norm weights into registers.
+    constexpr int kPrepF4 = (HD / 4 + kWarpSize - 1) / kWarpSize;  // float4 of a head vector per lane
+    float* const prep = reinterpret_cast<float*>(kv_tile<Cfg>(kv_smem, Cfg::kStages - 1, 0, 0));
+    float* const rope_cos = prep + (Cfg::kRows + 2) * HD;
+    float* const rope_sin = rope_cos + HD / 2;
+    float4 w_q[kPrepF4], w_k[kPrepF4];
+    if constexpr (Cfg::kCanFuse) {
+        if (fused) {
+            if (tid < p.rope_dims / 2) {
+                float theta = static_cast<float>(pp.pos0);
+                for (int i = 0; i < tid; ++i) theta *= p.theta_scale;
+                const float angle = p.rope_freqs ? theta / p.rope_freqs[tid] : theta;
+                sincosf(angle, &rope_sin[tid], &rope_cos[tid]);
+            }
+#pragma unroll
+            for (int j = 0; j < kPrepF4; ++j) {
+                const int c = lane + j * kWarpSize;
+                const float4 one = make_float4(1.0f, 1.0f, 1.0f, 1.0f);
+                w_q[j] = c < HD / 4 ? reinterpret_cast<const float4*>(p.q_norm)[c] : one;
+                w_k[j] = owner && c < HD / 4 ? reinterpret_cast<const float4*>(p.k_norm)[c] : one;
+            }
+        }
+    }
+
     int early = 0;
     if constexpr (!Cfg::kF32Cache) {
         while (p.early_tiles && early < Cfg::kStages - 1 && early < n_tiles &&
@@ -542,8 +591,94 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) attention_flash_kernel(const
         }
     }
 
-    // Q fragments of the warp's rows and dims, straight from global memory (f32 -> f16 hi [+ lo]),
-    // while the first tiles are on their way.
+    // Fused preparation, after the wait (the raw projections are written now): warp w prepares head vectors
+    // w, w + warps, ... (the block's q rows, then the owner's K and V) into the prep area: one round of loads
+    // for all of them, the sum of squares in double as attention_prepare_kernel does, x * s * weight; then
+    // RoPE on (i, i + R/2) pairs across the block; the owner rounds K and V to f16 into the cache slot and
+    // into registers (new_kv: pair k of thread t is elements 2 (t + k threads) .. + 1 of [K | V]).
+    constexpr int kNewPairs = Cfg::kCanFuse ? HD / Cfg::kThreads : 1;
+    __half2 new_kv[kNewPairs];
+    if constexpr (Cfg::kCanFuse) {
+        if (fused) {
+            constexpr int kWarps = Cfg::kThreads / kWarpSize;
+            constexpr int kRounds = (Cfg::kRows + 2 + kWarps - 1) / kWarps;
+            const int n_q = heads_per_kv;
+            const int n_vec = n_q + (owner ? 2 : 0);
+            const float4 zero = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            float4 raw[kRounds][kPrepF4];
+#pragma unroll
+            for (int r = 0; r < kRounds; ++r) {
+                const int vec = warp + r * kWarps;
+                const float* src = vec < n_q ? p.q + static_cast<size_t>(kv_head * heads_per_kv + vec) * HD
+                                             : (vec == n_q ? p.k_src : p.v_src) + static_cast<size_t>(kv_head) * HD;
+#pragma unroll
+                for (int j = 0; j < kPrepF4; ++j) {
+                    const int c = lane + j * kWarpSize;
+                    raw[r][j] = vec < n_vec && c < HD / 4 ? reinterpret_cast<const float4*>(src)[c] : zero;
+                }
+            }
+#pragma unroll
+            for (int r = 0; r < kRounds; ++r) {
+                const int vec = warp + r * kWarps;
+                if (vec >= n_vec) continue;  // warp-uniform
+                double ss = 0.0;
+#pragma unroll
+                for (int j = 0; j < kPrepF4; ++j) {
+                    const float4 x = raw[r][j];
+                    ss += static_cast<double>(x.x) * x.x + static_cast<double>(x.y) * x.y +
+                          static_cast<double>(x.z) * x.z + static_cast<double>(x.w) * x.w;
+                }
+                for (int o = kWarpSize / 2; o > 0; o /= 2) ss += __shfl_xor_sync(kFullWarp, ss, o);
+                const float sc = 1.0f / sqrtf(static_cast<float>(ss / HD) + p.eps);
+                float4* dst = reinterpret_cast<float4*>(prep + (vec < n_q ? vec : Cfg::kRows + vec - n_q) * HD);
+#pragma unroll
+                for (int j = 0; j < kPrepF4; ++j) {
+                    const int c = lane + j * kWarpSize;
+                    if (c >= HD / 4) continue;
+                    const float4 x = raw[r][j];
+                    float4 y = make_float4(x.x * sc, x.y * sc, x.z * sc, x.w * sc);
+                    if (vec <= n_q) {  // q rows and K carry a norm weight; V has none
+                        const float4 g = vec < n_q ? w_q[j] : w_k[j];
+                        y = make_float4(y.x * g.x, y.y * g.y, y.z * g.z, y.w * g.w);
+                    }
+                    dst[c] = y;
+                }
+            }
+            __syncthreads();  // prepared vectors and the angle table
+            const int half = p.rope_dims / 2;
+            const int n_rope = n_q + (owner ? 1 : 0);
+            for (int idx = tid; idx < n_rope * half; idx += Cfg::kThreads) {
+                const int vec = idx / half, i = idx - vec * half;
+                float* x = prep + (vec < n_q ? vec : Cfg::kRows) * HD;
+                const float cs = rope_cos[i], sn = rope_sin[i];
+                const float x0 = x[i];
+                const float x1 = x[i + half];
+                x[i] = __fmaf_rn(x0, cs, -__fmul_rn(x1, sn));
+                x[i + half] = __fmaf_rn(x0, sn, __fmul_rn(x1, cs));
+            }
+            __syncthreads();
+            if (owner) {
+                // A null page (the table does not cover pos0): nothing is written, and the key reads as zeros, as
+                // the unfused kernels' zero-filled tile row would.
+                char* const page = static_cast<char*>(p.pages[pp.pos0 / p.page_tokens]);
+                const size_t slot = static_cast<size_t>(kv_head) * p.page_tokens + pp.pos0 % p.page_tokens;
+#pragma unroll
+                for (int k = 0; k < kNewPairs; ++k) {
+                    const int e2 = 2 * (tid + k * Cfg::kThreads);
+                    const int tensor = e2 / HD, e = e2 - tensor * HD;
+                    const float* x = prep + (Cfg::kRows + tensor) * HD + e;
+                    new_kv[k] = page ? __floats2half2_rn(x[0], x[1]) : __float2half2_rn(0.0f);
+                    if (page) {
+                        auto* dst = reinterpret_cast<__half*>(page + tensor * p.half_page_bytes) + slot * HD + e;
+                        *reinterpret_cast<__half2*>(dst) = new_kv[k];
+                    }
+                }
+            }
+        }
+    }
+
+    // Q fragments of the warp's rows and dims, straight from global memory (f32 -> f16 hi [+ lo]; fused: from
+    // the prep area), while the first tiles are on their way.
     uint32_t qa[Cfg::kQPlanes][kKSteps][4];
     {
         const size_t q_stride = static_cast<size_t>(p.n_heads) * HD;
@@ -554,7 +689,11 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) attention_flash_kernel(const
                 const int i = j & 1;  // a0a1, a4a5: row g8; a2a3, a6a7: row g8 + 8
                 const int col = dw * kWarpDims + s * kMmaK + 2 * t4 + (j >> 1) * 8;
                 float2 v = make_float2(0.0f, 0.0f);
-                if (row_ok[i]) v = *reinterpret_cast<const float2*>(p.q + row_t[i] * q_stride + row_h[i] * HD + col);
+                if (row_ok[i]) {
+                    const float* src = fused ? prep + (row_h[i] - kv_head * heads_per_kv) * HD
+                                             : p.q + row_t[i] * q_stride + row_h[i] * HD;
+                    v = *reinterpret_cast<const float2*>(src + col);
+                }
                 if constexpr (Cfg::kExact) {
                     split_f16(v.x, v.y, qa[0][s][j], qa[Cfg::kQPlanes - 1][s][j]);
                 } else {
@@ -580,6 +719,19 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) attention_flash_kernel(const
         } else {
             stage = it % Cfg::kStages;
             cp_async_wait<Cfg::kStages - 2>();
+            if constexpr (Cfg::kCanFuse) {
+                // The owner's new key goes into its tile (no copy was issued for that row). Its stage was last
+                // read by tile it - kStages, which every warp finished before tile `it` was issued.
+                if (owner && pp.pos0 >= k0 && pp.pos0 < k0 + kTileKeys) {
+                    const int j = pp.pos0 - k0;
+#pragma unroll
+                    for (int k = 0; k < kNewPairs; ++k) {
+                        const int e2 = 2 * (tid + k * Cfg::kThreads);
+                        const int tensor = e2 / HD, e = e2 - tensor * HD;
+                        *reinterpret_cast<__half2*>(kv_tile<Cfg>(kv_smem, stage, tensor, 0) + j * kPitch + e) = new_kv[k];
+                    }
+                }
+            }
             __syncthreads();  // tile `it` is visible to all; everyone is done with tile it - 1
             const int next = it + Cfg::kStages - 1;
             if (next < n_tiles) load_tile_async(k_lo + next * kTileKeys, next % Cfg::kStages);
@@ -794,6 +946,7 @@ __device__ __forceinline__ float block_reduce(float v, bool take_max, float* scr
     return r;
 }
 
+template <int Early>
 __global__ void __launch_bounds__(kReduceThreads) attention_reduce_kernel(const float* part_o, const float2* part_ml,
                                                                           int n_parts, int head_dim, float* out) {
     allow_dependents();  // launched with launch_dependent (common.cuh)
@@ -810,11 +963,11 @@ __global__ void __launch_bounds__(kReduceThreads) attention_reduce_kernel(const 
     const size_t part_stride = static_cast<size_t>(head_dim) / 4;  // float4 per partition row
     const float4* src = reinterpret_cast<const float4*>(part_o + row * n_parts * head_dim + col0) + col_lane;
 
-    // The thread's first kReduceEarly partial outputs are requested together with the (max, sum) pairs, so
-    // the two reads cost one memory latency, not two in a row.
-    float4 early[kReduceEarly];
+    // The thread's first Early partial outputs are requested together with the (max, sum) pairs, so the two
+    // reads cost one memory latency, not two in a row (the host picks Early to cover all partitions if it can).
+    float4 early[Early];
 #pragma unroll
-    for (int k = 0; k < kReduceEarly; ++k) {
+    for (int k = 0; k < Early; ++k) {
         const int i = part_lane + k * kReducePartLanes;
         early[k] = i < n_parts ? src[i * part_stride] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     }
@@ -840,13 +993,13 @@ __global__ void __launch_bounds__(kReduceThreads) attention_reduce_kernel(const 
         acc.w += w * v.w;
     };
 #pragma unroll
-    for (int k = 0; k < kReduceEarly; ++k) {
+    for (int k = 0; k < Early; ++k) {
         const int i = part_lane + k * kReducePartLanes;
         if (i >= n_parts) break;
         accumulate(i, early[k]);
     }
 #pragma unroll 4
-    for (int i = part_lane + kReduceEarly * kReducePartLanes; i < n_parts; i += kReducePartLanes) accumulate(i, src[i * part_stride]);
+    for (int i = part_lane + Early * kReducePartLanes; i < n_parts; i += kReducePartLanes) accumulate(i, src[i * part_stride]);
     lane_sums[part_lane][col_lane] = acc;
     __syncthreads();
     if (part_lane == 0) {
@@ -894,8 +1047,21 @@ void check_pointer(const void* ptr, size_t align, const char* name) {
     }
 }
 
+void validate_prepare(const BatchPositions& batch, const AttentionLayer& layer, const KvLayerView& kv) {
+    validate(batch, layer, kv);
+    if (layer.rope_dims < 0 || layer.rope_dims > layer.head_dim || layer.rope_dims % 2 != 0) {
+        invalid("rope_dims " + std::to_string(layer.rope_dims) + " must be even and at most head_dim");
+    }
+    if (layer.q_norm == nullptr || layer.k_norm == nullptr) invalid("q_norm and k_norm are required");
+}
+
 bool early_tiles_enabled() {
     static const bool on = !env_is("GEMMA4_ATTN_EARLY", "0");
+    return on;
+}
+
+bool fused_prepare_enabled() {
+    static const bool on = !env_is("GEMMA4_ATTN_FUSED", "0");
     return on;
 }
 
@@ -919,9 +1085,21 @@ int flash_blocks_per_sm() {
     return blocks;
 }
 
+// The angle recurrence's factor base^(-2/R): the CPU's expression, evaluated by the same host libm, so the
+// angles match bit for bit.
+float rope_theta_scale(const AttentionLayer& layer) {
+    return layer.rope_dims > 0 ? std::pow(layer.rope_base, -2.0f / static_cast<float>(layer.rope_dims)) : 1.0f;
+}
+
+// The raw K and V projections for a fused preparation (prepare_and_attend).
+struct FusedInputs {
+    const float* k;
+    const float* v;
+};
+
 template <class Cfg>
 void run_flash(const float* q, const BatchPositions& batch, const AttentionLayer& layer, const KvLayerView& kv,
-               float* out, Context& ctx) {
+               float* out, Context& ctx, const FusedInputs* fused = nullptr) {
     constexpr int HD = Cfg::kHeadDim;
     const int blocks_per_sm = flash_blocks_per_sm<Cfg>();
     const auto stream = static_cast<cudaStream_t>(ctx.stream());
@@ -948,6 +1126,17 @@ void run_flash(const float* q, const BatchPositions& batch, const AttentionLayer
     p.kv_lo = layer.window > 0 ? std::max(0, batch.pos0 - layer.window + 1) : 0;
     p.pos0_device = batch.pos0_device;
     p.early_tiles = early_tiles_enabled();
+    if (fused != nullptr) {
+        p.fused = true;
+        p.k_src = fused->k;
+        p.v_src = fused->v;
+        p.q_norm = layer.q_norm;
+        p.k_norm = layer.k_norm;
+        p.rope_freqs = layer.rope_freqs;
+        p.rope_dims = layer.rope_dims;
+        p.theta_scale = rope_theta_scale(layer);
+        p.eps = layer.rms_eps;
+    }
     if (batch.pos0_device) {
         // Graph replay: size the split for the largest key range this cache can hold, so the launch
         // shape never depends on pos0 (the kernel derives the ranges from *pos0_device).
@@ -961,7 +1150,11 @@ void run_flash(const float* q, const BatchPositions& batch, const AttentionLayer
     const int64_t other_blocks = static_cast<int64_t>(row_groups) * layer.n_kv_heads;
     const int64_t slots = static_cast<int64_t>(ctx.sm_count()) * blocks_per_sm;
     const int wanted_parts = static_cast<int>(std::clamp<int64_t>(slots / other_blocks, 1, std::min(key_tiles, kMaxParts)));
-    const int part_tiles = ceil_div(key_tiles, wanted_parts);
+    static const int min_part_tiles = [] {
+        const char* e = std::getenv("GEMMA4_ATTN_PART_TILES");
+        return e ? std::max(1, std::atoi(e)) : 1;
+    }();
+    const int part_tiles = std::max(ceil_div(key_tiles, wanted_parts), std::min(key_tiles, min_part_tiles));
     p.part_keys = part_tiles * kTileKeys;
     p.n_parts = ceil_div(key_tiles, part_tiles);
 
@@ -975,8 +1168,13 @@ void run_flash(const float* q, const BatchPositions& batch, const AttentionLayer
     launch_dependent(attention_flash_kernel<Cfg>, grid, dim3(Cfg::kThreads), Cfg::kSmemBytes, stream, p);
     if (p.n_parts > 1) {
         const dim3 reduce_grid(static_cast<unsigned>(rows_total), HD / kReduceCols);
-        launch_dependent(attention_reduce_kernel, reduce_grid, dim3(kReduceThreads), p.n_parts * sizeof(float), stream,
-                         p.part_o, p.part_ml, p.n_parts, HD, out);
+        // All partial outputs requested in the first round where 4, 8 or 16 per thread cover them.
+        static const bool wide = !env_is("GEMMA4_ATTN_REDUCE_WIDE", "0");
+        const auto reduce = !wide || p.n_parts <= 4 * kReducePartLanes   ? attention_reduce_kernel<4>
+                            : p.n_parts <= 8 * kReducePartLanes ? attention_reduce_kernel<8>
+                                                                : attention_reduce_kernel<16>;
+        launch_dependent(reduce, reduce_grid, dim3(kReduceThreads), p.n_parts * sizeof(float), stream, p.part_o, p.part_ml,
+                         p.n_parts, HD, out);
     }
 }
 
@@ -1004,11 +1202,7 @@ void attention_hd(const float* q, const BatchPositions& batch, const AttentionLa
 
 void attention_prepare(float* q, const float* k, const float* v, const BatchPositions& batch, const AttentionLayer& layer,
                        const KvLayerView& kv, Context& ctx) {
-    validate(batch, layer, kv);
-    if (layer.rope_dims < 0 || layer.rope_dims > layer.head_dim || layer.rope_dims % 2 != 0) {
-        invalid("rope_dims " + std::to_string(layer.rope_dims) + " must be even and at most head_dim");
-    }
-    if (layer.q_norm == nullptr || layer.k_norm == nullptr) invalid("q_norm and k_norm are required");
+    validate_prepare(batch, layer, kv);
     if (batch.n_tokens == 0) return;
     if (layer.n_heads + 2 * layer.n_kv_heads > kMaxGridY) invalid("too many heads");
 
@@ -1028,14 +1222,36 @@ void attention_prepare(float* q, const float* k, const float* v, const BatchPosi
     p.rope_dims = layer.rope_dims;
     p.pos0 = batch.pos0;
     p.pos0_device = batch.pos0_device;
-    // The CPU's expression, evaluated by the same host libm: the angles then match bit for bit.
-    p.theta_scale = layer.rope_dims > 0 ? std::pow(layer.rope_base, -2.0f / static_cast<float>(layer.rope_dims)) : 1.0f;
+    p.theta_scale = rope_theta_scale(layer);
     p.eps = layer.rms_eps;
     p.f16_cache = kv.kv_type == KvType::f16;
 
     const dim3 grid(batch.n_tokens, layer.n_heads + 2 * layer.n_kv_heads);
     launch_dependent(attention_prepare_kernel, grid, dim3(kPrepareThreads), 0, static_cast<cudaStream_t>(ctx.stream()),
                      p);
+}
+
+void prepare_and_attend(float* q, const float* k, const float* v, const BatchPositions& batch, const AttentionLayer& layer,
+                        const KvLayerView& kv, float* out, Context& ctx) {
+    validate_prepare(batch, layer, kv);
+    const auto aligned = [](const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; };
+    const bool fusable = fused_prepare_enabled() && batch.n_tokens == 1 && kv.kv_type == KvType::f16 &&
+                         layer.n_heads / layer.n_kv_heads <= kMmaM && aligned(q) && aligned(k) && aligned(v) &&
+                         aligned(layer.q_norm) && aligned(layer.k_norm);
+    if (!fusable) {
+        attention_prepare(q, k, v, batch, layer, kv, ctx);
+        attention(q, batch, layer, kv, out, ctx);
+        return;
+    }
+    check_pointer(out, sizeof(float4), "out");
+    const FusedInputs in{k, v};
+    switch (layer.head_dim) {
+        case 64: return run_flash<DecodeConfig<64, __half>>(q, batch, layer, kv, out, ctx, &in);
+        case 128: return run_flash<DecodeConfig<128, __half>>(q, batch, layer, kv, out, ctx, &in);
+        case 256: return run_flash<DecodeConfig<256, __half>>(q, batch, layer, kv, out, ctx, &in);
+        case 512: return run_flash<DecodeConfig<512, __half>>(q, batch, layer, kv, out, ctx, &in);
+        default: invalid("head_dim " + std::to_string(layer.head_dim) + " is not supported");
+    }
 }
 
 void attention(const float* q, const BatchPositions& batch, const AttentionLayer& layer, const KvLayerView& kv,

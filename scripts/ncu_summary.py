@@ -4,15 +4,29 @@
 Groups launches by kernel name (template arguments shortened) and grid, prints count, total and mean time,
 and the share of the total, largest first. Used by scripts/device.sh profile."""
 import collections
+import functools
 import csv
 import re
+import subprocess
 import sys
 
 
+@functools.lru_cache(maxsize=None)
+def demangle(name):
+    """Names listed with --kernel-name-base mangled, readable again (c++filt from binutils)."""
+    if not name.startswith("_Z"):
+        return name
+    try:
+        return subprocess.run(["c++filt", name], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return name
+
+
 def short(name):
+    name = demangle(name)
     name = re.sub(r"\(anonymous namespace\)::|gemma4::cuda::|matmul_detail::|attention_detail::", "", name)
     name = re.sub(r"\s*\(.*$", "", name) if not name.startswith("void") else re.sub(r"^void\s+", "", re.sub(r"\(.*$", "", name))
-    return name[:90]
+    return name[:120]
 
 
 rows = []
