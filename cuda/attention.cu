@@ -53,6 +53,18 @@
 //   an f32 cache is loaded through registers and converted to f16 planes, one stage (the f32 cache is
 //   the non-default precision option; it runs at a fraction of the f16 path's bandwidth).
 //
+// ---- fused preparation (prepare_and_attend: one token, f16 cache, heads_per_kv <= 16): the decode kernel
+//   does attention_prepare's work itself, so one kernel and one round trip through memory per layer less.
+//   Before griddepcontrol.wait (nothing the Q/K/V product writes is read): thread i computes the angle of RoPE
+//   pair i of pos0 (the same recurrence and sincosf) into a table, each lane loads its norm weights. After
+//   it: warp w loads head vectors w, w + warps, ... at once (the block's heads_per_kv raw q rows; in the
+//   "owner" block, whose key range ends at pos0, also the raw K and V), normalises them as attention_prepare
+//   does, and stores them as f32 in the last ring stage (free until the first loop iteration); one barrier,
+//   RoPE on the q rows and K from the table, another barrier. The owner rounds K and V to f16, writes them to
+//   the cache slot of pos0 and keeps them in registers; its tile copies skip pos0's row, and the iteration of
+//   that tile stores the row into shared memory itself before its barrier. Q fragments then come from the
+//   prepared rows. q in global memory stays raw.
+//
 // Layouts: q, out [n_tokens][n_heads * head_dim] f32; cache pages as in KvLayerView. Keys outside
 // [kv_lo, kv_hi) = [max(0, pos0 - window + 1) or 0, pos0 + n_tokens) are never read, so null pages
 // below the window and unwritten (NaN) slots past the batch are never touched; tile slots past a
@@ -68,7 +80,6 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <type_traits>
@@ -101,6 +112,7 @@ constexpr int kReduceThreads = 128;
 constexpr int kReduceCols = 64;          // output floats of one row per reduce block (head_dim / 64 blocks per row)
 constexpr int kReduceColLanes = kReduceCols / 4;                   // float4 columns
 constexpr int kReducePartLanes = kReduceThreads / kReduceColLanes; // threads striding over partitions
+constexpr int kReduceEarly = 4;          // partial outputs per thread loaded before the partition weights are known
 constexpr int kMaxParts = 4096;          // partition weights in the reduce kernel's shared memory: 16 KiB
 constexpr int kMaxGridY = 65535;
 constexpr size_t kMaxSmemBytes = 227 * 1024;  // Hopper: opt-in dynamic shared memory per block
@@ -946,7 +958,6 @@ __device__ __forceinline__ float block_reduce(float v, bool take_max, float* scr
     return r;
 }
 
-template <int Early>
 __global__ void __launch_bounds__(kReduceThreads) attention_reduce_kernel(const float* part_o, const float2* part_ml,
                                                                           int n_parts, int head_dim, float* out) {
     allow_dependents();  // launched with launch_dependent (common.cuh)
@@ -963,11 +974,11 @@ __global__ void __launch_bounds__(kReduceThreads) attention_reduce_kernel(const 
     const size_t part_stride = static_cast<size_t>(head_dim) / 4;  // float4 per partition row
     const float4* src = reinterpret_cast<const float4*>(part_o + row * n_parts * head_dim + col0) + col_lane;
 
-    // The thread's first Early partial outputs are requested together with the (max, sum) pairs, so the two
-    // reads cost one memory latency, not two in a row (the host picks Early to cover all partitions if it can).
-    float4 early[Early];
+    // The thread's first kReduceEarly partial outputs are requested together with the (max, sum) pairs, so
+    // the two reads cost one memory latency, not two in a row.
+    float4 early[kReduceEarly];
 #pragma unroll
-    for (int k = 0; k < Early; ++k) {
+    for (int k = 0; k < kReduceEarly; ++k) {
         const int i = part_lane + k * kReducePartLanes;
         early[k] = i < n_parts ? src[i * part_stride] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     }
@@ -993,13 +1004,13 @@ __global__ void __launch_bounds__(kReduceThreads) attention_reduce_kernel(const 
         acc.w += w * v.w;
     };
 #pragma unroll
-    for (int k = 0; k < Early; ++k) {
+    for (int k = 0; k < kReduceEarly; ++k) {
         const int i = part_lane + k * kReducePartLanes;
         if (i >= n_parts) break;
         accumulate(i, early[k]);
     }
 #pragma unroll 4
-    for (int i = part_lane + Early * kReducePartLanes; i < n_parts; i += kReducePartLanes) accumulate(i, src[i * part_stride]);
+    for (int i = part_lane + kReduceEarly * kReducePartLanes; i < n_parts; i += kReducePartLanes) accumulate(i, src[i * part_stride]);
     lane_sums[part_lane][col_lane] = acc;
     __syncthreads();
     if (part_lane == 0) {
@@ -1150,11 +1161,7 @@ void run_flash(const float* q, const BatchPositions& batch, const AttentionLayer
     const int64_t other_blocks = static_cast<int64_t>(row_groups) * layer.n_kv_heads;
     const int64_t slots = static_cast<int64_t>(ctx.sm_count()) * blocks_per_sm;
     const int wanted_parts = static_cast<int>(std::clamp<int64_t>(slots / other_blocks, 1, std::min(key_tiles, kMaxParts)));
-    static const int min_part_tiles = [] {
-        const char* e = std::getenv("GEMMA4_ATTN_PART_TILES");
-        return e ? std::max(1, std::atoi(e)) : 1;
-    }();
-    const int part_tiles = std::max(ceil_div(key_tiles, wanted_parts), std::min(key_tiles, min_part_tiles));
+    const int part_tiles = ceil_div(key_tiles, wanted_parts);
     p.part_keys = part_tiles * kTileKeys;
     p.n_parts = ceil_div(key_tiles, part_tiles);
 
@@ -1168,13 +1175,8 @@ void run_flash(const float* q, const BatchPositions& batch, const AttentionLayer
     launch_dependent(attention_flash_kernel<Cfg>, grid, dim3(Cfg::kThreads), Cfg::kSmemBytes, stream, p);
     if (p.n_parts > 1) {
         const dim3 reduce_grid(static_cast<unsigned>(rows_total), HD / kReduceCols);
-        // All partial outputs requested in the first round where 4, 8 or 16 per thread cover them.
-        static const bool wide = !env_is("GEMMA4_ATTN_REDUCE_WIDE", "0");
-        const auto reduce = !wide || p.n_parts <= 4 * kReducePartLanes   ? attention_reduce_kernel<4>
-                            : p.n_parts <= 8 * kReducePartLanes ? attention_reduce_kernel<8>
-                                                                : attention_reduce_kernel<16>;
-        launch_dependent(reduce, reduce_grid, dim3(kReduceThreads), p.n_parts * sizeof(float), stream, p.part_o, p.part_ml,
-                         p.n_parts, HD, out);
+        launch_dependent(attention_reduce_kernel, reduce_grid, dim3(kReduceThreads), p.n_parts * sizeof(float), stream,
+                         p.part_o, p.part_ml, p.n_parts, HD, out);
     }
 }
 
