@@ -92,35 +92,20 @@ bool dependent_launch_enabled();
 
 /// kernel<<<grid, block, smem, stream>>>(args...) with the programmatic-stream-serialization attribute
 /// (see above): the kernel must follow the contract. Checks the launch.
-/// With cluster_x > 1, consecutive groups of cluster_x CTAs along x form thread-block clusters (grid.x a
-/// multiple of it).
 template <class... Params, class... Args>
-void launch_dependent_clustered(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
-                                unsigned cluster_x, Args&&... args) {
-    cudaLaunchAttribute attr[2];
-    unsigned n = 0;
-    if (dependent_launch_enabled()) {
-        attr[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-        attr[n++].val.programmaticStreamSerializationAllowed = 1;
-    }
-    if (cluster_x > 1) {
-        attr[n].id = cudaLaunchAttributeClusterDimension;
-        attr[n++].val.clusterDim = {cluster_x, 1, 1};
-    }
+void launch_dependent(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+                      Args&&... args) {
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
     cudaLaunchConfig_t config{};
     config.gridDim = grid;
     config.blockDim = block;
     config.dynamicSmemBytes = smem;
     config.stream = stream;
     config.attrs = attr;
-    config.numAttrs = n;
+    config.numAttrs = dependent_launch_enabled() ? 1 : 0;
     GEMMA4_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...));
-}
-
-template <class... Params, class... Args>
-void launch_dependent(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
-                      Args&&... args) {
-    launch_dependent_clustered(kernel, grid, block, smem, stream, 1u, std::forward<Args>(args)...);
 }
 
 }  // namespace gemma4::cuda

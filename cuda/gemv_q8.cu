@@ -324,7 +324,6 @@ struct Geometry {
 };
 
 constexpr int kScratchSlotPartial = 4;  // Context scratch slot of the split-K partial sums
-constexpr int kMaxClusterSplits = 8;    // portable cluster size
 
 /// Pipeline depth: steps per warp in flight + the one being computed (a step is kStreams chunks).
 constexpr int kStages = 3;
@@ -354,11 +353,6 @@ struct GemvQ8Args {
     size_t split_bytes;
     float* partial;        // [k_splits][d_out]
     unsigned* counters;    // [CTAs per run], zero between launches
-    // Cluster combine (cluster_combine): the k_splits CTAs of a group form one thread-block cluster (CTA i of
-    // the group: blockIdx.x = group * k_splits + i, its cluster rank) and send their partial sums into rank 0's
-    // shared memory, [split][warp][row ordinal], rows_per_warp ordinals per warp; partial and counters unused.
-    bool cluster;
-    int rows_per_warp;
 };
 
 /// The matrix of launch row r.
@@ -516,40 +510,6 @@ __device__ void combine_splits(const GemvQ8Args& a, int group, int first_row, in
     if (threadIdx.x == 0) a.counters[group] = 0;  // ready for the next launch
 }
 
-/// Cluster barrier halves (PTX barrier.cluster, sm_90): every thread of every CTA of the cluster arrives once
-/// per phase; wait returns when all have arrived. release / acquire order the shared::cluster stores.
-__device__ __forceinline__ void cluster_arrive_relaxed() { asm volatile("barrier.cluster.arrive.relaxed.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void cluster_arrive_release() { asm volatile("barrier.cluster.arrive.release.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void cluster_wait() { asm volatile("barrier.cluster.wait.acquire.aligned;\n" ::: "memory"); }
-
-/// The address of `local` (this CTA's shared memory) in the shared memory of cluster rank `rank`, as a generic
-/// pointer (PTX mapa).
-__device__ __forceinline__ float* cluster_map(float* local, unsigned rank) {
-    float* remote;
-    asm volatile("mapa.u64 %0, %1, %2;\n" : "=l"(remote) : "l"(local), "r"(rank));
-    return remote;
-}
-
-/// Split-K epilogue with a cluster (GemvQ8Args::cluster): every CTA has stored its partial sums into rank 0's
-/// buffer `parts`; the other ranks arrive and leave, rank 0 waits for all and adds each row's k_splits sums in
-/// order s = 0, 1, ... (the order of combine_splits: the same bits). The geometry is derived again here rather
-/// than kept in registers through the main loop (at 80 registers per thread that spilled).
-__device__ void cluster_combine(const GemvQ8Args& a, const float* parts) {
-    cluster_arrive_release();
-    if (blockIdx.x % a.k_splits != 0) return;
-    cluster_wait();
-    const int warps = blockDim.x / kWarpSize;
-    const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
-    const int total_warps = gridDim.x / a.k_splits * warps;
-    const int first_row = blockIdx.x / a.k_splits * warps + warp;
-    for (int m = lane, r = first_row + lane * total_warps; r < a.d_out; m += kWarpSize, r += kWarpSize * total_warps) {
-        float sum = 0.0f;
-        for (int sp = 0; sp < a.k_splits; ++sp) sum += parts[(sp * warps + warp) * a.rows_per_warp + m];
-        const int k = matrix_of(a, r);
-        pick(a.y, k)[r - pick(a.row_begin, k)] = sum;
-    }
-}
-
 /// Resident 8-warp CTAs per SM the register budget must allow (ptxas then caps registers per thread: 80 for
 /// 3, 128 for 2). Q6_K stages (2 x 3 chunks of 1680 bytes per warp) leave room for only 2 CTAs anyway.
 template <class Dec>
@@ -573,12 +533,9 @@ __global__ void __launch_bounds__(kMaxWarps * kWarpSize, kMinCtas<Dec>) gemv_q8_
     auto* xd = reinterpret_cast<float*>(smem + 2 * plane);
     auto* xs = reinterpret_cast<int*>(xd + a.d_in / kXBlock);
     uint8_t* slots = smem + x_bytes + warp * S * N * G::kSlotBytes;
-    // Cluster combine: the partial-sum buffer after the slots (only rank 0's is used).
-    const auto parts = [&] { return reinterpret_cast<float*>(smem + x_bytes + warps * S * N * G::kSlotBytes); };
 
     const int groups = gridDim.x / a.k_splits;  // CTAs per split run
-    const int split = a.cluster ? blockIdx.x % a.k_splits : blockIdx.x / groups;
-    const int group = a.cluster ? blockIdx.x / a.k_splits : blockIdx.x % groups;
+    const int split = blockIdx.x / groups, group = blockIdx.x % groups;
     const int total_warps = groups * warps;
     const int first_row = group * warps + warp;
     const size_t split_off = static_cast<size_t>(split) * a.split_bytes;
@@ -607,12 +564,7 @@ __global__ void __launch_bounds__(kMaxWarps * kWarpSize, kMinCtas<Dec>) gemv_q8_
             const int k = kGeglu ? 0 : matrix_of(a, r);
             const int local = r - pick(a.row_begin, k);
             cur.ptr[n] = (kGeglu ? a.w[n] : pick(a.w, k)) + static_cast<size_t>(local) * a.row_bytes + split_off;
-            if (a.cluster) {
-                const int m = (r - first_row) / total_warps;  // the row's ordinal among the warp's rows
-                cur.y[n] = cluster_map(parts(), 0) + (split * warps + warp) * a.rows_per_warp + m;
-            } else {
-                cur.y[n] = a.k_splits > 1 ? a.partial + static_cast<size_t>(split) * a.d_out + r : pick(a.y, k) + local;
-            }
+            cur.y[n] = a.k_splits > 1 ? a.partial + static_cast<size_t>(split) * a.d_out + r : pick(a.y, k) + local;
             // Only the last split of a matrix's last row ends at the end of the allocation.
             cur.last_row[n] = r + 1 == pick(a.row_begin, k + 1) && split == a.k_splits - 1;
         }
@@ -660,7 +612,6 @@ __global__ void __launch_bounds__(kMaxWarps * kWarpSize, kMinCtas<Dec>) gemv_q8_
     // Programmatic dependent launch (common.cuh): the weights are read-only, so their first chunks are
     // requested before waiting for the kernel that writes x (and reads y) to finish.
     allow_dependents();
-    if (a.cluster) cluster_arrive_relaxed();  // waited for before the first store into rank 0 (all have started)
     Cursor in{}, cur{};
     set_row(in, first_row);
     set_row(cur, first_row);
@@ -677,7 +628,6 @@ __global__ void __launch_bounds__(kMaxWarps * kWarpSize, kMinCtas<Dec>) gemv_q8_
     } else {
         quantize_x(a.x + static_cast<size_t>(split) * a.d_in, a.norm_w, a.eps, a.d_in, x_hi, x_lo, xd, xs, Dec::kXPadShift);
     }
-    if (a.cluster) cluster_wait();
     __syncthreads();
     const XShared x{x_hi, x_lo, xd, xs, Dec::kXPadShift};
 
@@ -730,12 +680,7 @@ __global__ void __launch_bounds__(kMaxWarps * kWarpSize, kMinCtas<Dec>) gemv_q8_
         advance(cur);
     }
     cp_async_wait<0>();
-    if (a.cluster) {
-        cluster_combine(a, reinterpret_cast<const float*>(smem + x_smem_bytes(a.d_in, Dec::kXPadShift) +
-                                                          blockDim.x / kWarpSize * S * N * G::kSlotBytes));
-    } else if (a.k_splits > 1) {
-        combine_splits(a, group, first_row, total_warps, lane);
-    }
+    if (a.k_splits > 1) combine_splits(a, group, first_row, total_warps, lane);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -784,52 +729,15 @@ void launch(GemvQ8Args a, Context& ctx) {
     }
     int per_sm = 0;
     GEMMA4_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, warps * kWarpSize, smem));
-    int groups = std::max(1, std::min((units + warps - 1) / warps, std::max(1, per_sm) * sm / a.k_splits));
-    // Split-K through clusters (cluster_combine) unless GEMMA4_GEMV_CLUSTER=0 (then the counters): the group's
-    // partial sums go to rank 0's shared memory, sized for the rows each warp gets; at most as many groups as
-    // clusters fit at once.
-    static const bool cluster_off = env_is("GEMMA4_GEMV_CLUSTER", "0");
-    a.cluster = !cluster_off && a.k_splits > 1 && a.k_splits <= kMaxClusterSplits;
-    int launch_smem = smem;
-    if (a.cluster) {
-        const auto sized = [&](int g) {
-            a.rows_per_warp = (a.d_out + g * warps - 1) / (g * warps);
-            launch_smem = smem + a.k_splits * warps * a.rows_per_warp * static_cast<int>(sizeof(float));
-        };
-        sized(groups);
-        cudaLaunchAttribute attr{};
-        attr.id = cudaLaunchAttributeClusterDimension;
-        attr.val.clusterDim = {static_cast<unsigned>(a.k_splits), 1, 1};
-        cudaLaunchConfig_t config{};
-        config.gridDim = dim3(groups * a.k_splits);
-        config.blockDim = dim3(warps * kWarpSize);
-        config.dynamicSmemBytes = launch_smem;
-        config.attrs = &attr;
-        config.numAttrs = 1;
-        if (launch_smem > limit.load()) {
-            GEMMA4_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, launch_smem));
-            limit.store(launch_smem);
-        }
-        int clusters = 0;
-        GEMMA4_CUDA_CHECK(cudaOccupancyMaxActiveClusters(&clusters, kernel, &config));
-        if (clusters >= 1 && clusters < groups) {
-            groups = clusters;
-            sized(groups);
-            if (launch_smem > limit.load()) {
-                GEMMA4_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, launch_smem));
-                limit.store(launch_smem);
-            }
-        }
-    }
+    const int groups = std::max(1, std::min((units + warps - 1) / warps, std::max(1, per_sm) * sm / a.k_splits));
     const int ctas = groups * a.k_splits;
-    if (a.k_splits > 1 && !a.cluster) {
+    if (a.k_splits > 1) {
         a.partial = static_cast<float*>(ctx.scratch(kScratchSlotPartial, static_cast<size_t>(a.k_splits) * a.d_out * sizeof(float)));
         a.counters = ctx.counters(static_cast<size_t>(groups));
     }
     a.n_blocks = a.d_in / Dec::kBlockElems;
     a.n_chunks = (a.n_blocks + G::kChunkBlocks - 1) / G::kChunkBlocks;
-    launch_dependent_clustered(kernel, dim3(ctas), dim3(warps * kWarpSize), launch_smem, static_cast<cudaStream_t>(ctx.stream()),
-                               a.cluster ? static_cast<unsigned>(a.k_splits) : 1u, a);
+    launch_dependent(kernel, dim3(ctas), dim3(warps * kWarpSize), smem, static_cast<cudaStream_t>(ctx.stream()), a);
 }
 
 template <class Dec>
