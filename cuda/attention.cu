@@ -117,9 +117,8 @@ constexpr int kMaxParts = 4096;          // partition weights in the reduce kern
 constexpr int kMaxGridY = 65535;
 constexpr size_t kMaxSmemBytes = 227 * 1024;  // Hopper: opt-in dynamic shared memory per block
 constexpr unsigned kFullWarp = 0xffffffffu;
-constexpr int kPrefetchThreads = 256;
-constexpr int kPrefetchBlocks = 64;
-constexpr int kPrefetchLine = 128;  // bytes per L2 prefetch request
+constexpr int kPrefetchThreads = 128;
+constexpr int kPrefetchChunk = 64 * 1024;  // bytes per L2 bulk prefetch
 
 enum class VecKind { q, k, v };
 
@@ -1043,29 +1042,27 @@ struct PrefetchParams {
     int pos0;
     int window;
     int page_tokens;
-    int n_kv_heads;
     size_t half_page_bytes;
-    size_t row_bytes;
 };
 
 __global__ void __launch_bounds__(kPrefetchThreads) kv_prefetch_kernel(const PrefetchParams p) {
     allow_dependents();
     const int pos0 = p.pos0_device ? *p.pos0_device : p.pos0;
     const int lo = max(0, pos0 - p.window + 1);
-    // One 128-byte line per request: (key, KV head, K or V, line of the row).
-    const int lines_per_row = static_cast<int>(p.row_bytes / kPrefetchLine);
-    const int per_key = p.n_kv_heads * 2 * lines_per_row;
-    const int total = (pos0 - lo) * per_key;
-    for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < total; c += gridDim.x * blockDim.x) {
-        const int key = lo + c / per_key;
-        const int rest = c % per_key;
-        const int head = rest / (2 * lines_per_row);
-        const int half = rest / lines_per_row % 2;
-        const int line = rest % lines_per_row;
-        const char* page = static_cast<const char*>(p.pages[key / p.page_tokens]);
-        if (page == nullptr) continue;
-        const size_t slot = static_cast<size_t>(head) * p.page_tokens + key % p.page_tokens;
-        asm volatile("prefetch.global.L2 [%0];\n" ::"l"(page + half * p.half_page_bytes + slot * p.row_bytes + line * kPrefetchLine));
+    if (pos0 > lo) {
+        const int first_page = lo / p.page_tokens, last_page = (pos0 - 1) / p.page_tokens;
+        const int per_half = static_cast<int>((p.half_page_bytes + kPrefetchChunk - 1) / kPrefetchChunk);
+        const int total = (last_page - first_page + 1) * 2 * per_half;
+        for (int c = threadIdx.x; c < total; c += blockDim.x) {
+            const int page = first_page + c / (2 * per_half);
+            const int half = c / per_half % 2;
+            const size_t off = static_cast<size_t>(c % per_half) * kPrefetchChunk;
+            const char* base = static_cast<const char*>(p.pages[page]);
+            if (base == nullptr) continue;
+            const auto bytes = static_cast<uint32_t>(min(static_cast<size_t>(kPrefetchChunk), p.half_page_bytes - off));
+            asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"(base + half * p.half_page_bytes + off), "r"(bytes)
+                         : "memory");
+        }
     }
     grid_dependency_wait();
 }
@@ -1301,11 +1298,9 @@ void prepare_and_attend(float* q, const float* k, const float* v, const BatchPos
 void kv_prefetch(const BatchPositions& batch, const AttentionLayer& layer, const KvLayerView& kv, Context& ctx) {
     static const bool off = env_is("GEMMA4_KV_PREFETCH", "0");
     if (off || layer.window <= 0 || batch.n_tokens != 1 || kv.pages == nullptr || kv.page_tokens <= 0) return;
-    const size_t row_bytes = static_cast<size_t>(kv.head_dim) * kv.elem_bytes();
-    if (row_bytes % kPrefetchLine != 0) return;
-    PrefetchParams p{kv.pages, batch.pos0_device, batch.pos0, layer.window, kv.page_tokens, kv.n_kv_heads, kv.half_page_bytes(),
-                     row_bytes};
-    launch_dependent(kv_prefetch_kernel, dim3(kPrefetchBlocks), dim3(kPrefetchThreads), 0, static_cast<cudaStream_t>(ctx.stream()), p);
+    if (kv.half_page_bytes() % 16 != 0) return;  // bulk prefetches take 16-byte multiples
+    PrefetchParams p{kv.pages, batch.pos0_device, batch.pos0, layer.window, kv.page_tokens, kv.half_page_bytes()};
+    launch_dependent(kv_prefetch_kernel, dim3(1), dim3(kPrefetchThreads), 0, static_cast<cudaStream_t>(ctx.stream()), p);
 }
 
 void attention(const float* q, const BatchPositions& batch, const AttentionLayer& layer, const KvLayerView& kv,
