@@ -117,8 +117,6 @@ constexpr int kMaxParts = 4096;          // partition weights in the reduce kern
 constexpr int kMaxGridY = 65535;
 constexpr size_t kMaxSmemBytes = 227 * 1024;  // Hopper: opt-in dynamic shared memory per block
 constexpr unsigned kFullWarp = 0xffffffffu;
-constexpr int kPrefetchThreads = 128;
-constexpr int kPrefetchChunk = 64 * 1024;  // bytes per L2 bulk prefetch
 
 enum class VecKind { q, k, v };
 
@@ -1031,43 +1029,6 @@ __global__ void __launch_bounds__(kReduceThreads) attention_reduce_kernel(const 
 }
 
 // ---------------------------------------------------------------------------------------------------
-// kv_prefetch_kernel: one block. Asks L2 for the cache pages a sliding layer's decode step will read (the
-// window below pos0: whole K and V halves of the pages it touches, kPrefetchChunk bytes per bulk prefetch),
-// so that they stream in while the Q/K/V product runs. Reads only what was uploaded before the step (pos0,
-// the page table); it waits for its predecessor only at the end, to keep the completion order.
-
-struct PrefetchParams {
-    void* const* pages;
-    const int32_t* pos0_device;  // graph replay, else pos0
-    int pos0;
-    int window;
-    int page_tokens;
-    size_t half_page_bytes;
-};
-
-__global__ void __launch_bounds__(kPrefetchThreads) kv_prefetch_kernel(const PrefetchParams p) {
-    allow_dependents();
-    const int pos0 = p.pos0_device ? *p.pos0_device : p.pos0;
-    const int lo = max(0, pos0 - p.window + 1);
-    if (pos0 > lo) {
-        const int first_page = lo / p.page_tokens, last_page = (pos0 - 1) / p.page_tokens;
-        const int per_half = static_cast<int>((p.half_page_bytes + kPrefetchChunk - 1) / kPrefetchChunk);
-        const int total = (last_page - first_page + 1) * 2 * per_half;
-        for (int c = threadIdx.x; c < total; c += blockDim.x) {
-            const int page = first_page + c / (2 * per_half);
-            const int half = c / per_half % 2;
-            const size_t off = static_cast<size_t>(c % per_half) * kPrefetchChunk;
-            const char* base = static_cast<const char*>(p.pages[page]);
-            if (base == nullptr) continue;
-            const auto bytes = static_cast<uint32_t>(min(static_cast<size_t>(kPrefetchChunk), p.half_page_bytes - off));
-            asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"(base + half * p.half_page_bytes + off), "r"(bytes)
-                         : "memory");
-        }
-    }
-    grid_dependency_wait();
-}
-
-// ---------------------------------------------------------------------------------------------------
 // Host side
 
 [[noreturn]] void invalid(const std::string& what) { throw Error(ErrorCode::invalid_argument, "attention: " + what); }
@@ -1293,14 +1254,6 @@ void prepare_and_attend(float* q, const float* k, const float* v, const BatchPos
         case 512: return run_flash<DecodeConfig<512, __half>>(q, batch, layer, kv, out, ctx, &in);
         default: invalid("head_dim " + std::to_string(layer.head_dim) + " is not supported");
     }
-}
-
-void kv_prefetch(const BatchPositions& batch, const AttentionLayer& layer, const KvLayerView& kv, Context& ctx) {
-    static const bool off = env_is("GEMMA4_KV_PREFETCH", "0");
-    if (off || layer.window <= 0 || batch.n_tokens != 1 || kv.pages == nullptr || kv.page_tokens <= 0) return;
-    if (kv.half_page_bytes() % 16 != 0) return;  // bulk prefetches take 16-byte multiples
-    PrefetchParams p{kv.pages, batch.pos0_device, batch.pos0, layer.window, kv.page_tokens, kv.half_page_bytes()};
-    launch_dependent(kv_prefetch_kernel, dim3(1), dim3(kPrefetchThreads), 0, static_cast<cudaStream_t>(ctx.stream()), p);
 }
 
 void attention(const float* q, const BatchPositions& batch, const AttentionLayer& layer, const KvLayerView& kv,

@@ -162,9 +162,6 @@ public:
                    float* out) override {
         cuda::attention(q, batch, layer, kv, out, *ctx_);
     }
-    void prefetch_kv(const BatchPositions& batch, const AttentionLayer& layer, const KvLayerView& kv) override {
-        cuda::kv_prefetch(batch, layer, kv, *ctx_);
-    }
     void prepare_and_attend(float* q, const float* k, const float* v, const BatchPositions& batch,
                             const AttentionLayer& layer, const KvLayerView& kv, float* out) override {
         cuda::prepare_and_attend(q, k, v, batch, layer, kv, out, *ctx_);

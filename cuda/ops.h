@@ -65,9 +65,6 @@ void attention(const float* q, const BatchPositions& batch, const AttentionLayer
 /// attention_prepare, then attention. One token with an f16 cache and at most 16 heads per KV head (decode)
 /// runs as one kernel: the attention kernel prepares q, K and V itself, and q is left raw (not written back).
 /// Other batches run the two ops. GEMMA4_ATTN_FUSED=0 always runs the two.
-/// Asks L2 for the cache rows a one-token batch on a sliding layer will read (launched before the layer's Q/K/V
-/// product, so that they stream in meanwhile); nothing otherwise. GEMMA4_KV_PREFETCH=0 turns it off.
-void kv_prefetch(const BatchPositions& batch, const AttentionLayer& layer, const KvLayerView& kv, Context& ctx);
 void prepare_and_attend(float* q, const float* k, const float* v, const BatchPositions& batch, const AttentionLayer& layer,
                         const KvLayerView& kv, float* out, Context& ctx);
 

@@ -132,9 +132,6 @@ public:
     /// (positions 0 .. pos0 + n_tokens - 1 that the layer keeps). q, out: [n_tokens][n_heads * head_dim].
     virtual void attention(const float* q, const BatchPositions& batch, const AttentionLayer& layer,
                            const KvLayerView& kv, float* out) = 0;
-    /// A hint, given before the layer's Q/K/V products: its attention over this batch will read the cache
-    /// soon. A backend may start moving those rows closer (CUDA: into L2). Changes nothing observable.
-    virtual void prefetch_kv(const BatchPositions& /*batch*/, const AttentionLayer& /*layer*/, const KvLayerView& /*kv*/) {}
     /// attention_prepare, then attention. A backend may fuse the two; q's contents are then unspecified
     /// afterwards (prepared or still raw).
     virtual void prepare_and_attend(float* q, const float* k, const float* v, const BatchPositions& batch,

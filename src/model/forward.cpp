@@ -90,13 +90,12 @@ void Forward::embed_and_layers(const BatchPositions& pos, const ForwardBatch& ba
         const LayerWeights& L = w_.layers[l];
         const AttentionLayer& A = attn_[l];
         // h = rms_norm(x) * attn_norm; q, k (and v) = W h. Full layers have no V: V is the raw K projection.
-        const KvLayerView view = kv_views_[l];
-        be_.prefetch_kv(pos, A, view);
         const WeightMatrix* qkv[] = {&L.wq, &L.wk, &L.wv};
         float* qkv_out[] = {q_, k_, v_};
         const bool has_v = L.wv.data != nullptr;
         be_.norm_matmuls(x_, L.attn_norm, cfg_.rms_eps, n, qkv, qkv_out, has_v ? 3 : 2, h_);
         const float* v = has_v ? v_ : k_;
+        const KvLayerView view = kv_views_[l];
         be_.prepare_and_attend(q_, k_, v, pos, A, view, attn_out_);
         be_.matmul(L.wo, attn_out_, n, h_);
         be_.add_rms_norm(x_, h_, L.post_attn_norm, n, d, cfg_.rms_eps, 1.0f);

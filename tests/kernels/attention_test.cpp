@@ -603,7 +603,6 @@ void run_case(const Case& c, uint64_t seed) {
         cache.upload(pool_before);
         dq->upload(q.data(), q_elems * sizeof(float));
         dout.poison();
-        cuda::kv_prefetch(bd, w.device, cache.device_view(), ctx);  // a hint: must change nothing
         cuda::prepare_and_attend(dq->as<float>(), dk->as<float>(), v_is_k ? dk->as<float>() : dv->as<float>(), bd,
                                  w.device, cache.device_view(), dout.as<float>(), ctx);
         ctx.synchronize();
