@@ -729,19 +729,7 @@ void launch(GemvQ8Args a, Context& ctx) {
     }
     int per_sm = 0;
     GEMMA4_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, warps * kWarpSize, smem));
-    int groups = std::max(1, std::min((units + warps - 1) / warps, std::max(1, per_sm) * sm / a.k_splits));
-    static const bool balance = env_is("GEMMA4_GEMV_BALANCE", "1");
-    if (balance && a.k_splits > 1) {
-        // Whole rounds: every warp the same number of steps (the largest group count <= the resident one that
-        // divides the warp-steps), unless that halves the groups.
-        const int per_group = warps;
-        for (int g = groups; g >= (groups + 1) / 2; --g) {
-            if (units % (g * per_group) == 0) {
-                groups = g;
-                break;
-            }
-        }
-    }
+    const int groups = std::max(1, std::min((units + warps - 1) / warps, std::max(1, per_sm) * sm / a.k_splits));
     const int ctas = groups * a.k_splits;
     if (a.k_splits > 1) {
         a.partial = static_cast<float*>(ctx.scratch(kScratchSlotPartial, static_cast<size_t>(a.k_splits) * a.d_out * sizeof(float)));
