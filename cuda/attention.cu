@@ -59,8 +59,9 @@
 //   pair i of pos0 (the same recurrence and sincosf) into a table, each lane loads its norm weights. After
 //   it: warp w loads head vectors w, w + warps, ... at once (the block's heads_per_kv raw q rows; in the
 //   "owner" block, whose key range ends at pos0, also the raw K and V), normalises them as attention_prepare
-//   does, and stores them as f32 in the last ring stage (free until the first loop iteration); one barrier,
-//   RoPE on the q rows and K from the table, another barrier. The owner rounds K and V to f16, writes them to
+//   does, rotates q and K in registers when R = head_dim >= 256 (a lane holds both halves of its pairs; the
+//   table is published by a barrier before the wait), and stores them as f32 in the last ring stage (free
+//   until the first loop iteration); one barrier (other shapes: RoPE from the table, another barrier). The owner rounds K and V to f16, writes them to
 //   the cache slot of pos0 and keeps them in registers; its tile copies skip pos0's row, and the iteration of
 //   that tile stores the row into shared memory itself before its barrier. Q fragments then come from the
 //   prepared rows. q in global memory stays raw.
@@ -568,6 +569,10 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) attention_flash_kernel(const
     float* const rope_cos = prep + (Cfg::kRows + 2) * HD;
     float* const rope_sin = rope_cos + HD / 2;
     float4 w_q[kPrepF4], w_k[kPrepF4];
+    // RoPE over the whole head (R = head_dim >= 256, as on Gemma 4): pair (i, i + R/2) of element float4 c is
+    // float4 c + R/8 of the same lane, so the rotation happens in registers right after the norm (the table is
+    // published by a barrier before the wait); otherwise a pass over the prep area after it.
+    const bool reg_rope = HD >= 256 && fused && p.rope_dims == HD;
     if constexpr (Cfg::kCanFuse) {
         if (fused) {
             if (tid < p.rope_dims / 2) {
@@ -576,6 +581,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) attention_flash_kernel(const
                 const float angle = p.rope_freqs ? theta / p.rope_freqs[tid] : theta;
                 sincosf(angle, &rope_sin[tid], &rope_cos[tid]);
             }
+            if (reg_rope) __syncthreads();
 #pragma unroll
             for (int j = 0; j < kPrepF4; ++j) {
                 const int c = lane + j * kWarpSize;
@@ -643,21 +649,42 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) attention_flash_kernel(const
                 for (int o = kWarpSize / 2; o > 0; o /= 2) ss += __shfl_xor_sync(kFullWarp, ss, o);
                 const float sc = 1.0f / sqrtf(static_cast<float>(ss / HD) + p.eps);
                 float4* dst = reinterpret_cast<float4*>(prep + (vec < n_q ? vec : Cfg::kRows + vec - n_q) * HD);
+                float4 y[kPrepF4];
+#pragma unroll
+                for (int j = 0; j < kPrepF4; ++j) {
+                    const float4 x = raw[r][j];
+                    y[j] = make_float4(x.x * sc, x.y * sc, x.z * sc, x.w * sc);
+                    if (vec <= n_q) {  // q rows and K carry a norm weight; V has none
+                        const float4 g = vec < n_q ? w_q[j] : w_k[j];
+                        y[j] = make_float4(y[j].x * g.x, y[j].y * g.y, y[j].z * g.z, y[j].w * g.w);
+                    }
+                }
+                if constexpr (HD >= 256) {
+                    if (reg_rope && vec <= n_q) {
+                        constexpr int kHalfF4 = HD / 8 / kWarpSize;  // float4 of the first half per lane
+#pragma unroll
+                        for (int j = 0; j < kHalfF4; ++j) {
+                            const int i = 4 * (lane + j * kWarpSize);
+                            const float4 cs = *reinterpret_cast<const float4*>(rope_cos + i);
+                            const float4 sn = *reinterpret_cast<const float4*>(rope_sin + i);
+                            float4& a = y[j];
+                            float4& b = y[j + kHalfF4];
+                            const float4 a0 = a, b0 = b;
+                            a = make_float4(__fmaf_rn(a0.x, cs.x, -__fmul_rn(b0.x, sn.x)), __fmaf_rn(a0.y, cs.y, -__fmul_rn(b0.y, sn.y)),
+                                            __fmaf_rn(a0.z, cs.z, -__fmul_rn(b0.z, sn.z)), __fmaf_rn(a0.w, cs.w, -__fmul_rn(b0.w, sn.w)));
+                            b = make_float4(__fmaf_rn(a0.x, sn.x, __fmul_rn(b0.x, cs.x)), __fmaf_rn(a0.y, sn.y, __fmul_rn(b0.y, cs.y)),
+                                            __fmaf_rn(a0.z, sn.z, __fmul_rn(b0.z, cs.z)), __fmaf_rn(a0.w, sn.w, __fmul_rn(b0.w, cs.w)));
+                        }
+                    }
+                }
 #pragma unroll
                 for (int j = 0; j < kPrepF4; ++j) {
                     const int c = lane + j * kWarpSize;
-                    if (c >= HD / 4) continue;
-                    const float4 x = raw[r][j];
-                    float4 y = make_float4(x.x * sc, x.y * sc, x.z * sc, x.w * sc);
-                    if (vec <= n_q) {  // q rows and K carry a norm weight; V has none
-                        const float4 g = vec < n_q ? w_q[j] : w_k[j];
-                        y = make_float4(y.x * g.x, y.y * g.y, y.z * g.z, y.w * g.w);
-                    }
-                    dst[c] = y;
+                    if (c < HD / 4) dst[c] = y[j];
                 }
             }
             __syncthreads();  // prepared vectors and the angle table
-            const int half = p.rope_dims / 2;
+            const int half = reg_rope ? 0 : p.rope_dims / 2;
             const int n_rope = n_q + (owner ? 1 : 0);
             for (int idx = tid; idx < n_rope * half; idx += Cfg::kThreads) {
                 const int vec = idx / half, i = idx - vec * half;
@@ -668,7 +695,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) attention_flash_kernel(const
                 x[i] = __fmaf_rn(x0, cs, -__fmul_rn(x1, sn));
                 x[i + half] = __fmaf_rn(x0, sn, __fmul_rn(x1, cs));
             }
-            __syncthreads();
+            if (half > 0) __syncthreads();
             if (owner) {
                 // A null page (the table does not cover pos0): nothing is written, and the key reads as zeros, as
                 // the unfused kernels' zero-filled tile row would.
