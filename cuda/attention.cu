@@ -53,19 +53,6 @@
 //   an f32 cache is loaded through registers and converted to f16 planes, one stage (the f32 cache is
 //   the non-default precision option; it runs at a fraction of the f16 path's bandwidth).
 //
-// ---- fused preparation (prepare_and_attend: one token, f16 cache, heads_per_kv <= 16): the decode kernel
-//   does attention_prepare's work itself, so one kernel and one round trip through memory per layer less.
-//   Before griddepcontrol.wait (nothing the Q/K/V product writes is read): thread i computes the angle of RoPE
-//   pair i of pos0 (the same recurrence and sincosf) into a table, each lane loads its norm weights. After
-//   it: warp w loads head vectors w, w + warps, ... at once (the block's heads_per_kv raw q rows; in the
-//   "owner" block, whose key range ends at pos0, also the raw K and V), normalises them as attention_prepare
-//   does, rotates q and K in registers when R = head_dim >= 256 (a lane holds both halves of its pairs; the
-//   table is published by a barrier before the wait), and stores them as f32 in the last ring stage (free
-//   until the first loop iteration); one barrier (other shapes: RoPE from the table, another barrier). The owner rounds K and V to f16, writes them to
-//   the cache slot of pos0 and keeps them in registers; its tile copies skip pos0's row, and the iteration of
-//   that tile stores the row into shared memory itself before its barrier. Q fragments then come from the
-//   prepared rows. q in global memory stays raw.
-//
 // Layouts: q, out [n_tokens][n_heads * head_dim] f32; cache pages as in KvLayerView. Keys outside
 // [kv_lo, kv_hi) = [max(0, pos0 - window + 1) or 0, pos0 + n_tokens) are never read, so null pages
 // below the window and unwritten (NaN) slots past the batch are never touched; tile slots past a
@@ -341,13 +328,6 @@ struct FlashConfig {
     static_assert(HeadDim % kReduceCols == 0, "whole reduce blocks per row");
     static_assert(kSmemBytes <= kMaxSmemBytes, "shared memory");
     static_assert(kThreads % (HeadDim * sizeof(KvType) / kChunkBytes) == 0, "whole key rows per loader pass");
-    // Fused preparation (decode, f16 cache): the last ring stage, unused until the first loop iteration, holds
-    // the prepared q rows, the new K and V rows (f32) and the RoPE cos / sin table; a thread per rotated pair.
-    static constexpr bool kCanFuse = Exact && !kF32Cache;
-    static constexpr size_t kPrepFloats = size_t{kRows + 2} * HeadDim + HeadDim;
-    static_assert(!kCanFuse || (kStages >= 2 && kPrepFloats * sizeof(float) <= 2 * kKvPlanes * kTileHalves * sizeof(__half)),
-                  "fused preparation fits in one stage");
-    static_assert(!kCanFuse || (kThreads >= HeadDim / 2 && HeadDim % kThreads == 0), "one thread per RoPE pair");
 };
 
 // The configuration table. Decode: 16 rows, exact operands, 64 dims per warp (8 warps at head_dim
@@ -381,17 +361,6 @@ struct FlashParams {
     // the kernel (n_parts stays as launched).
     const int32_t* pos0_device;
     bool early_tiles;         // request tiles below pos0 before grid_dependency_wait (GEMMA4_ATTN_EARLY=0: after)
-    // Fused preparation (prepare_and_attend; decode configuration, f16 cache, one token): q holds the raw
-    // projections and this kernel does attention_prepare's work itself (see "fused" above).
-    bool fused;
-    const float* k_src;       // [n_kv_heads * head_dim] raw K projection of the token
-    const float* v_src;       // [n_kv_heads * head_dim] raw V projection (may equal k_src)
-    const float* q_norm;      // [head_dim]
-    const float* k_norm;      // [head_dim]
-    const float* rope_freqs;  // [rope_dims / 2] or null
-    int rope_dims;
-    float theta_scale;
-    float eps;
 };
 
 // The per-position fields of FlashParams, from *p.pos0_device in graph replay (as the host computes them
@@ -486,11 +455,6 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) attention_flash_kernel(const
         return page + slot * HD * sizeof(KvT);
     };
 
-    // Fused preparation: `owner` marks the block whose key range ends at the new key (pos0): it prepares that
-    // key's K and V, writes them to the cache and puts them into its tile itself (the tile's copy skips them).
-    const bool fused = Cfg::kCanFuse && p.fused;
-    const bool owner = fused && n_tiles > 0 && k_lo <= pp.pos0 && pp.pos0 < k_hi;
-
     // f16 cache: one tile of K and V into `stage` with cp.async (the caller commits the group); keys
     // >= k_hi are zero-filled.
     const auto load_tile_async = [&](int k0, int stage) {
@@ -503,7 +467,6 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) attention_flash_kernel(const
         for (int pass = 0; pass < kTileKeys / kRowsPerPass; ++pass) {
             const int j = pass * kRowsPerPass + tid / kChunks;
             const int pk = k0 + j;
-            if (owner && pk == pp.pos0) continue;  // written by this block (fused preparation)
             const char* row = pk < k_hi ? key_row(pk) : nullptr;
             const void* fallback = p.pages;  // any valid, aligned address: nothing is read from it
             const void* src_k = row ? static_cast<const void*>(row + chunk * kChunkBytes) : fallback;
@@ -562,36 +525,6 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) attention_flash_kernel(const
     // group per tile (empty past the end), so "all but the newest kStages - 2 groups" is tile `it`.
     // Tiles wholly below pos0 (the cache as earlier batches left it) are requested before waiting for the
     // prepare kernel that writes this batch's keys; the rest after.
-    // Fused preparation, before the wait: the RoPE angles of pos0 (attention_prepare_kernel's recurrence and
-    // sincosf; thread i takes pair i) into the prep area, and the lane's norm weights into registers.
-    constexpr int kPrepF4 = (HD / 4 + kWarpSize - 1) / kWarpSize;  // float4 of a head vector per lane
-    float* const prep = reinterpret_cast<float*>(kv_tile<Cfg>(kv_smem, Cfg::kStages - 1, 0, 0));
-    float* const rope_cos = prep + (Cfg::kRows + 2) * HD;
-    float* const rope_sin = rope_cos + HD / 2;
-    float4 w_q[kPrepF4], w_k[kPrepF4];
-    // RoPE over the whole head (R = head_dim >= 256, as on Gemma 4): pair (i, i + R/2) of element float4 c is
-    // float4 c + R/8 of the same lane, so the rotation happens in registers right after the norm (the table is
-    // published by a barrier before the wait); otherwise a pass over the prep area after it.
-    const bool reg_rope = HD >= 256 && fused && p.rope_dims == HD;
-    if constexpr (Cfg::kCanFuse) {
-        if (fused) {
-            if (tid < p.rope_dims / 2) {
-                float theta = static_cast<float>(pp.pos0);
-                for (int i = 0; i < tid; ++i) theta *= p.theta_scale;
-                const float angle = p.rope_freqs ? theta / p.rope_freqs[tid] : theta;
-                sincosf(angle, &rope_sin[tid], &rope_cos[tid]);
-            }
-            if (reg_rope) __syncthreads();
-#pragma unroll
-            for (int j = 0; j < kPrepF4; ++j) {
-                const int c = lane + j * kWarpSize;
-                const float4 one = make_float4(1.0f, 1.0f, 1.0f, 1.0f);
-                w_q[j] = c < HD / 4 ? reinterpret_cast<const float4*>(p.q_norm)[c] : one;
-                w_k[j] = owner && c < HD / 4 ? reinterpret_cast<const float4*>(p.k_norm)[c] : one;
-            }
-        }
-    }
-
     int early = 0;
     if constexpr (!Cfg::kF32Cache) {
         while (p.early_tiles && early < Cfg::kStages - 1 && early < n_tiles &&
@@ -609,115 +542,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) attention_flash_kernel(const
         }
     }
 
-    // Fused preparation, after the wait (the raw projections are written now): warp w prepares head vectors
-    // w, w + warps, ... (the block's q rows, then the owner's K and V) into the prep area: one round of loads
-    // for all of them, the sum of squares in double as attention_prepare_kernel does, x * s * weight; then
-    // RoPE on (i, i + R/2) pairs across the block; the owner rounds K and V to f16 into the cache slot and
-    // into registers (new_kv: pair k of thread t is elements 2 (t + k threads) .. + 1 of [K | V]).
-    constexpr int kNewPairs = Cfg::kCanFuse ? HD / Cfg::kThreads : 1;
-    __half2 new_kv[kNewPairs];
-    if constexpr (Cfg::kCanFuse) {
-        if (fused) {
-            constexpr int kWarps = Cfg::kThreads / kWarpSize;
-            constexpr int kRounds = (Cfg::kRows + 2 + kWarps - 1) / kWarps;
-            const int n_q = heads_per_kv;
-            const int n_vec = n_q + (owner ? 2 : 0);
-            const float4 zero = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-            float4 raw[kRounds][kPrepF4];
-#pragma unroll
-            for (int r = 0; r < kRounds; ++r) {
-                const int vec = warp + r * kWarps;
-                const float* src = vec < n_q ? p.q + static_cast<size_t>(kv_head * heads_per_kv + vec) * HD
-                                             : (vec == n_q ? p.k_src : p.v_src) + static_cast<size_t>(kv_head) * HD;
-#pragma unroll
-                for (int j = 0; j < kPrepF4; ++j) {
-                    const int c = lane + j * kWarpSize;
-                    raw[r][j] = vec < n_vec && c < HD / 4 ? reinterpret_cast<const float4*>(src)[c] : zero;
-                }
-            }
-#pragma unroll
-            for (int r = 0; r < kRounds; ++r) {
-                const int vec = warp + r * kWarps;
-                if (vec >= n_vec) continue;  // warp-uniform
-                double ss = 0.0;
-#pragma unroll
-                for (int j = 0; j < kPrepF4; ++j) {
-                    const float4 x = raw[r][j];
-                    ss += static_cast<double>(x.x) * x.x + static_cast<double>(x.y) * x.y +
-                          static_cast<double>(x.z) * x.z + static_cast<double>(x.w) * x.w;
-                }
-                for (int o = kWarpSize / 2; o > 0; o /= 2) ss += __shfl_xor_sync(kFullWarp, ss, o);
-                const float sc = 1.0f / sqrtf(static_cast<float>(ss / HD) + p.eps);
-                float4* dst = reinterpret_cast<float4*>(prep + (vec < n_q ? vec : Cfg::kRows + vec - n_q) * HD);
-                float4 y[kPrepF4];
-#pragma unroll
-                for (int j = 0; j < kPrepF4; ++j) {
-                    const float4 x = raw[r][j];
-                    y[j] = make_float4(x.x * sc, x.y * sc, x.z * sc, x.w * sc);
-                    if (vec <= n_q) {  // q rows and K carry a norm weight; V has none
-                        const float4 g = vec < n_q ? w_q[j] : w_k[j];
-                        y[j] = make_float4(y[j].x * g.x, y[j].y * g.y, y[j].z * g.z, y[j].w * g.w);
-                    }
-                }
-                if constexpr (HD >= 256) {
-                    if (reg_rope && vec <= n_q) {
-                        constexpr int kHalfF4 = HD / 8 / kWarpSize;  // float4 of the first half per lane
-#pragma unroll
-                        for (int j = 0; j < kHalfF4; ++j) {
-                            const int i = 4 * (lane + j * kWarpSize);
-                            const float4 cs = *reinterpret_cast<const float4*>(rope_cos + i);
-                            const float4 sn = *reinterpret_cast<const float4*>(rope_sin + i);
-                            float4& a = y[j];
-                            float4& b = y[j + kHalfF4];
-                            const float4 a0 = a, b0 = b;
-                            a = make_float4(__fmaf_rn(a0.x, cs.x, -__fmul_rn(b0.x, sn.x)), __fmaf_rn(a0.y, cs.y, -__fmul_rn(b0.y, sn.y)),
-                                            __fmaf_rn(a0.z, cs.z, -__fmul_rn(b0.z, sn.z)), __fmaf_rn(a0.w, cs.w, -__fmul_rn(b0.w, sn.w)));
-                            b = make_float4(__fmaf_rn(a0.x, sn.x, __fmul_rn(b0.x, cs.x)), __fmaf_rn(a0.y, sn.y, __fmul_rn(b0.y, cs.y)),
-                                            __fmaf_rn(a0.z, sn.z, __fmul_rn(b0.z, cs.z)), __fmaf_rn(a0.w, sn.w, __fmul_rn(b0.w, cs.w)));
-                        }
-                    }
-                }
-#pragma unroll
-                for (int j = 0; j < kPrepF4; ++j) {
-                    const int c = lane + j * kWarpSize;
-                    if (c < HD / 4) dst[c] = y[j];
-                }
-            }
-            __syncthreads();  // prepared vectors and the angle table
-            const int half = reg_rope ? 0 : p.rope_dims / 2;
-            const int n_rope = n_q + (owner ? 1 : 0);
-            for (int idx = tid; idx < n_rope * half; idx += Cfg::kThreads) {
-                const int vec = idx / half, i = idx - vec * half;
-                float* x = prep + (vec < n_q ? vec : Cfg::kRows) * HD;
-                const float cs = rope_cos[i], sn = rope_sin[i];
-                const float x0 = x[i];
-                const float x1 = x[i + half];
-                x[i] = __fmaf_rn(x0, cs, -__fmul_rn(x1, sn));
-                x[i + half] = __fmaf_rn(x0, sn, __fmul_rn(x1, cs));
-            }
-            if (half > 0) __syncthreads();
-            if (owner) {
-                // A null page (the table does not cover pos0): nothing is written, and the key reads as zeros, as
-                // the unfused kernels' zero-filled tile row would.
-                char* const page = static_cast<char*>(p.pages[pp.pos0 / p.page_tokens]);
-                const size_t slot = static_cast<size_t>(kv_head) * p.page_tokens + pp.pos0 % p.page_tokens;
-#pragma unroll
-                for (int k = 0; k < kNewPairs; ++k) {
-                    const int e2 = 2 * (tid + k * Cfg::kThreads);
-                    const int tensor = e2 / HD, e = e2 - tensor * HD;
-                    const float* x = prep + (Cfg::kRows + tensor) * HD + e;
-                    new_kv[k] = page ? __floats2half2_rn(x[0], x[1]) : __float2half2_rn(0.0f);
-                    if (page) {
-                        auto* dst = reinterpret_cast<__half*>(page + tensor * p.half_page_bytes) + slot * HD + e;
-                        *reinterpret_cast<__half2*>(dst) = new_kv[k];
-                    }
-                }
-            }
-        }
-    }
-
-    // Q fragments of the warp's rows and dims, straight from global memory (f32 -> f16 hi [+ lo]; fused: from
-    // the prep area), while the first tiles are on their way.
+    // Q fragments of the warp's rows and dims, straight from global memory (f32 -> f16 hi [+ lo]),
+    // while the first tiles are on their way.
     uint32_t qa[Cfg::kQPlanes][kKSteps][4];
     {
         const size_t q_stride = static_cast<size_t>(p.n_heads) * HD;
@@ -728,11 +554,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) attention_flash_kernel(const
                 const int i = j & 1;  // a0a1, a4a5: row g8; a2a3, a6a7: row g8 + 8
                 const int col = dw * kWarpDims + s * kMmaK + 2 * t4 + (j >> 1) * 8;
                 float2 v = make_float2(0.0f, 0.0f);
-                if (row_ok[i]) {
-                    const float* src = fused ? prep + (row_h[i] - kv_head * heads_per_kv) * HD
-                                             : p.q + row_t[i] * q_stride + row_h[i] * HD;
-                    v = *reinterpret_cast<const float2*>(src + col);
-                }
+                if (row_ok[i]) v = *reinterpret_cast<const float2*>(p.q + row_t[i] * q_stride + row_h[i] * HD + col);
                 if constexpr (Cfg::kExact) {
                     split_f16(v.x, v.y, qa[0][s][j], qa[Cfg::kQPlanes - 1][s][j]);
                 } else {
@@ -758,19 +580,6 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) attention_flash_kernel(const
         } else {
             stage = it % Cfg::kStages;
             cp_async_wait<Cfg::kStages - 2>();
-            if constexpr (Cfg::kCanFuse) {
-                // The owner's new key goes into its tile (no copy was issued for that row). Its stage was last
-                // read by tile it - kStages, which every warp finished before tile `it` was issued.
-                if (owner && pp.pos0 >= k0 && pp.pos0 < k0 + kTileKeys) {
-                    const int j = pp.pos0 - k0;
-#pragma unroll
-                    for (int k = 0; k < kNewPairs; ++k) {
-                        const int e2 = 2 * (tid + k * Cfg::kThreads);
-                        const int tensor = e2 / HD, e = e2 - tensor * HD;
-                        *reinterpret_cast<__half2*>(kv_tile<Cfg>(kv_smem, stage, tensor, 0) + j * kPitch + e) = new_kv[k];
-                    }
-                }
-            }
             __syncthreads();  // tile `it` is visible to all; everyone is done with tile it - 1
             const int next = it + Cfg::kStages - 1;
             if (next < n_tiles) load_tile_async(k_lo + next * kTileKeys, next % Cfg::kStages);
@@ -1085,21 +894,8 @@ void check_pointer(const void* ptr, size_t align, const char* name) {
     }
 }
 
-void validate_prepare(const BatchPositions& batch, const AttentionLayer& layer, const KvLayerView& kv) {
-    validate(batch, layer, kv);
-    if (layer.rope_dims < 0 || layer.rope_dims > layer.head_dim || layer.rope_dims % 2 != 0) {
-        invalid("rope_dims " + std::to_string(layer.rope_dims) + " must be even and at most head_dim");
-    }
-    if (layer.q_norm == nullptr || layer.k_norm == nullptr) invalid("q_norm and k_norm are required");
-}
-
 bool early_tiles_enabled() {
     static const bool on = !env_is("GEMMA4_ATTN_EARLY", "0");
-    return on;
-}
-
-bool fused_prepare_enabled() {
-    static const bool on = !env_is("GEMMA4_ATTN_FUSED", "0");
     return on;
 }
 
@@ -1123,21 +919,9 @@ int flash_blocks_per_sm() {
     return blocks;
 }
 
-// The angle recurrence's factor base^(-2/R): the CPU's expression, evaluated by the same host libm, so the
-// angles match bit for bit.
-float rope_theta_scale(const AttentionLayer& layer) {
-    return layer.rope_dims > 0 ? std::pow(layer.rope_base, -2.0f / static_cast<float>(layer.rope_dims)) : 1.0f;
-}
-
-// The raw K and V projections for a fused preparation (prepare_and_attend).
-struct FusedInputs {
-    const float* k;
-    const float* v;
-};
-
 template <class Cfg>
 void run_flash(const float* q, const BatchPositions& batch, const AttentionLayer& layer, const KvLayerView& kv,
-               float* out, Context& ctx, const FusedInputs* fused = nullptr) {
+               float* out, Context& ctx) {
     constexpr int HD = Cfg::kHeadDim;
     const int blocks_per_sm = flash_blocks_per_sm<Cfg>();
     const auto stream = static_cast<cudaStream_t>(ctx.stream());
@@ -1164,17 +948,6 @@ void run_flash(const float* q, const BatchPositions& batch, const AttentionLayer
     p.kv_lo = layer.window > 0 ? std::max(0, batch.pos0 - layer.window + 1) : 0;
     p.pos0_device = batch.pos0_device;
     p.early_tiles = early_tiles_enabled();
-    if (fused != nullptr) {
-        p.fused = true;
-        p.k_src = fused->k;
-        p.v_src = fused->v;
-        p.q_norm = layer.q_norm;
-        p.k_norm = layer.k_norm;
-        p.rope_freqs = layer.rope_freqs;
-        p.rope_dims = layer.rope_dims;
-        p.theta_scale = rope_theta_scale(layer);
-        p.eps = layer.rms_eps;
-    }
     if (batch.pos0_device) {
         // Graph replay: size the split for the largest key range this cache can hold, so the launch
         // shape never depends on pos0 (the kernel derives the ranges from *pos0_device).
@@ -1231,7 +1004,11 @@ void attention_hd(const float* q, const BatchPositions& batch, const AttentionLa
 
 void attention_prepare(float* q, const float* k, const float* v, const BatchPositions& batch, const AttentionLayer& layer,
                        const KvLayerView& kv, Context& ctx) {
-    validate_prepare(batch, layer, kv);
+    validate(batch, layer, kv);
+    if (layer.rope_dims < 0 || layer.rope_dims > layer.head_dim || layer.rope_dims % 2 != 0) {
+        invalid("rope_dims " + std::to_string(layer.rope_dims) + " must be even and at most head_dim");
+    }
+    if (layer.q_norm == nullptr || layer.k_norm == nullptr) invalid("q_norm and k_norm are required");
     if (batch.n_tokens == 0) return;
     if (layer.n_heads + 2 * layer.n_kv_heads > kMaxGridY) invalid("too many heads");
 
@@ -1251,36 +1028,14 @@ void attention_prepare(float* q, const float* k, const float* v, const BatchPosi
     p.rope_dims = layer.rope_dims;
     p.pos0 = batch.pos0;
     p.pos0_device = batch.pos0_device;
-    p.theta_scale = rope_theta_scale(layer);
+    // The CPU's expression, evaluated by the same host libm: the angles then match bit for bit.
+    p.theta_scale = layer.rope_dims > 0 ? std::pow(layer.rope_base, -2.0f / static_cast<float>(layer.rope_dims)) : 1.0f;
     p.eps = layer.rms_eps;
     p.f16_cache = kv.kv_type == KvType::f16;
 
     const dim3 grid(batch.n_tokens, layer.n_heads + 2 * layer.n_kv_heads);
     launch_dependent(attention_prepare_kernel, grid, dim3(kPrepareThreads), 0, static_cast<cudaStream_t>(ctx.stream()),
                      p);
-}
-
-void prepare_and_attend(float* q, const float* k, const float* v, const BatchPositions& batch, const AttentionLayer& layer,
-                        const KvLayerView& kv, float* out, Context& ctx) {
-    validate_prepare(batch, layer, kv);
-    const auto aligned = [](const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; };
-    const bool fusable = fused_prepare_enabled() && batch.n_tokens == 1 && kv.kv_type == KvType::f16 &&
-                         layer.n_heads / layer.n_kv_heads <= kMmaM && aligned(q) && aligned(k) && aligned(v) &&
-                         aligned(layer.q_norm) && aligned(layer.k_norm);
-    if (!fusable) {
-        attention_prepare(q, k, v, batch, layer, kv, ctx);
-        attention(q, batch, layer, kv, out, ctx);
-        return;
-    }
-    check_pointer(out, sizeof(float4), "out");
-    const FusedInputs in{k, v};
-    switch (layer.head_dim) {
-        case 64: return run_flash<DecodeConfig<64, __half>>(q, batch, layer, kv, out, ctx, &in);
-        case 128: return run_flash<DecodeConfig<128, __half>>(q, batch, layer, kv, out, ctx, &in);
-        case 256: return run_flash<DecodeConfig<256, __half>>(q, batch, layer, kv, out, ctx, &in);
-        case 512: return run_flash<DecodeConfig<512, __half>>(q, batch, layer, kv, out, ctx, &in);
-        default: invalid("head_dim " + std::to_string(layer.head_dim) + " is not supported");
-    }
 }
 
 void attention(const float* q, const BatchPositions& batch, const AttentionLayer& layer, const KvLayerView& kv,

@@ -162,10 +162,6 @@ public:
                    float* out) override {
         cuda::attention(q, batch, layer, kv, out, *ctx_);
     }
-    void prepare_and_attend(float* q, const float* k, const float* v, const BatchPositions& batch,
-                            const AttentionLayer& layer, const KvLayerView& kv, float* out) override {
-        cuda::prepare_and_attend(q, k, v, batch, layer, kv, out, *ctx_);
-    }
     void softcap(float* x, int64_t n, float cap) override { cuda::softcap(x, n, cap, *ctx_); }
     void layer_norm(const float* x, const float* weight, const float* bias, int n_rows, int dim, float eps,
                     float* out) override {

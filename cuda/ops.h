@@ -62,10 +62,5 @@ void attention_prepare(float* q, const float* k, const float* v, const BatchPosi
                        const KvLayerView& kv, Context& ctx);
 void attention(const float* q, const BatchPositions& batch, const AttentionLayer& layer, const KvLayerView& kv, float* out,
                Context& ctx);
-/// attention_prepare, then attention. One token with an f16 cache and at most 16 heads per KV head (decode)
-/// runs as one kernel: the attention kernel prepares q, K and V itself, and q is left raw (not written back).
-/// Other batches run the two ops. GEMMA4_ATTN_FUSED=0 always runs the two.
-void prepare_and_attend(float* q, const float* k, const float* v, const BatchPositions& batch, const AttentionLayer& layer,
-                        const KvLayerView& kv, float* out, Context& ctx);
 
 }  // namespace gemma4::cuda

@@ -132,13 +132,6 @@ public:
     /// (positions 0 .. pos0 + n_tokens - 1 that the layer keeps). q, out: [n_tokens][n_heads * head_dim].
     virtual void attention(const float* q, const BatchPositions& batch, const AttentionLayer& layer,
                            const KvLayerView& kv, float* out) = 0;
-    /// attention_prepare, then attention. A backend may fuse the two; q's contents are then unspecified
-    /// afterwards (prepared or still raw).
-    virtual void prepare_and_attend(float* q, const float* k, const float* v, const BatchPositions& batch,
-                                    const AttentionLayer& layer, const KvLayerView& kv, float* out) {
-        attention_prepare(q, k, v, batch, layer, kv);
-        attention(q, batch, layer, kv, out);
-    }
     /// x = cap * tanh(x / cap), n values.
     virtual void softcap(float* x, int64_t n, float cap) = 0;
 

@@ -96,7 +96,8 @@ void Forward::embed_and_layers(const BatchPositions& pos, const ForwardBatch& ba
         be_.norm_matmuls(x_, L.attn_norm, cfg_.rms_eps, n, qkv, qkv_out, has_v ? 3 : 2, h_);
         const float* v = has_v ? v_ : k_;
         const KvLayerView view = kv_views_[l];
-        be_.prepare_and_attend(q_, k_, v, pos, A, view, attn_out_);
+        be_.attention_prepare(q_, k_, v, pos, A, view);
+        be_.attention(q_, pos, A, view, attn_out_);
         be_.matmul(L.wo, attn_out_, n, h_);
         be_.add_rms_norm(x_, h_, L.post_attn_norm, n, d, cfg_.rms_eps, 1.0f);
 

@@ -9,9 +9,7 @@
 //      other byte of the device pool must be unchanged (still the NaN poison or the history);
 //   2. attention on both sides from the same inputs (the CPU's prepared q and cache are uploaded), the
 //      output poisoned with NaN beforehand, compared with the tolerance of the path the batch takes;
-//   3. prepare_and_attend (decode-sized batches): from the raw q, K and V and the cache as it was before
-//      step 1, the fused kernel's output and cache writes against the same references;
-//   4. a uniform probe: q = 0 and V set to multiples of 1/16, so every visible key gets weight exactly 1
+//   3. a uniform probe: q = 0 and V set to multiples of 1/16, so every visible key gets weight exactly 1
 //      and every partial sum is exact in f32 on both sides: the output is the mean of the visible V
 //      rows to within the final rounding, and one key too many or too few shows. This checks the
 //      masks (causal, window, media groups, partitions) independently of f16 rounding.
@@ -302,7 +300,6 @@ public:
     }
 
     void upload() { device_pool_->upload(host_pool_.data(), host_pool_.size()); }
-    void upload(const std::vector<uint8_t>& pool) { device_pool_->upload(pool.data(), pool.size()); }
     std::vector<uint8_t> download() const { return from_device<uint8_t>(*device_pool_, host_pool_.size()); }
 
     // Byte offset of row (pos, kv head g) of K (half 0) or V (half 1) in the pool.
@@ -551,7 +548,6 @@ void run_case(const Case& c, uint64_t seed) {
     }
 
     // 1. prepare
-    const std::vector<uint8_t> pool_before = cache.host_pool();  // the history, the batch's slots still NaN
     std::vector<float> q_cpu = q;
     cpu::attention_prepare(q_cpu.data(), k.data(), v_is_k ? k.data() : v.data(), bh, w.host, cache.host_view(), pool);
     cuda::attention_prepare(dq->as<float>(), dk->as<float>(), v_is_k ? dk->as<float>() : dv->as<float>(), bd, w.device,
@@ -595,22 +591,7 @@ void run_case(const Case& c, uint64_t seed) {
         check_values(got, want, kF16VsExactTol, "prefill output vs exact reference");
     }
 
-    // 3. prepare_and_attend from the raw projections and the cache as it was before step 1 (the batch's slots
-    //    NaN): a decode token with an f16 cache runs the fused kernel (the attention kernel prepares q, K and
-    //    V itself), anything else the two ops. The same output tolerance as step 2 (the prepared values agree
-    //    to kPrepareTol, far below it), and the same cache check as step 1: the new slots written, nothing else.
-    if (c.n_tokens <= kExactPathMaxTokens) {
-        cache.upload(pool_before);
-        dq->upload(q.data(), q_elems * sizeof(float));
-        dout.poison();
-        cuda::prepare_and_attend(dq->as<float>(), dk->as<float>(), v_is_k ? dk->as<float>() : dv->as<float>(), bd,
-                                 w.device, cache.device_view(), dout.as<float>(), ctx);
-        ctx.synchronize();
-        check_values(from_device<float>(dout, q_elems), want, kExactTol, "prepare_and_attend output");
-        check_cache(cache, cache.host_pool(), cache.download(), c.pos0, c.n_tokens);
-    }
-
-    // 4. uniform probe
+    // 3. uniform probe
     if (c.probe) {
         cache.set_probe_values(cache.first_visible(), c.pos0 + c.n_tokens);
         cache.upload();
