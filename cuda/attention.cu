@@ -321,13 +321,24 @@ struct FlashConfig {
     static constexpr int kXsPitch = kTileKeys + kXsPadFloats;
     static constexpr size_t kXsBytes =
         kDimWarps > 1 ? size_t{kRowWarps} * kDimWarps * kMmaM * kXsPitch * sizeof(float) : 0;
-    static constexpr size_t kSmemBytes = kKvBytes + kXsBytes;
+    // Decode with several dim warps ("slices"): the scores are summed, masked and turned into P once, warp dw
+    // taking kSliceRows of the 16 rows with one key per lane, and P (hi, lo planes), the rescale factors and
+    // the final (max, sum) pairs reach the other warps through shared memory (kSliceBytes).
+    static constexpr bool kSlice = Exact && kDimWarps >= 4 && RowWarps == 1;
+    static constexpr int kSliceRows = kMmaM / kDimWarps;
+    static constexpr int kPPitch = kTileKeys + kRowPadHalves;  // halves per P row: 80 bytes, ldmatrix conflict-free
+    static constexpr size_t kPPlaneHalves = size_t{kMmaM} * kPPitch;
+    static constexpr size_t kSliceBytes =
+        kSlice ? 2 * kPPlaneHalves * sizeof(__half) + kMmaM * sizeof(float) + kMmaM * sizeof(float2) : 0;
+    static constexpr size_t kSmemBytes = kKvBytes + kXsBytes + kSliceBytes;
 
     static_assert(HeadDim % kWarpDims == 0 && kWarpDims % (2 * kMmaK) == 0, "two QK k-steps per ldmatrix.x4");
     static_assert(kKvBytes % 16 == 0, "score exchange must stay 16-byte aligned");
     static_assert(HeadDim % kReduceCols == 0, "whole reduce blocks per row");
     static_assert(kSmemBytes <= kMaxSmemBytes, "shared memory");
     static_assert(kThreads % (HeadDim * sizeof(KvType) / kChunkBytes) == 0, "whole key rows per loader pass");
+    static_assert(!kSlice || (kTileKeys == kWarpSize && kMmaM % kDimWarps == 0), "slices: one key per lane, whole rows");
+    static_assert((2 * kPPlaneHalves * sizeof(__half)) % 16 == 0, "slice buffers stay aligned");
 };
 
 // The configuration table. Decode: 16 rows, exact operands, 64 dims per warp (8 warps at head_dim
@@ -407,6 +418,9 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) attention_flash_kernel(const
     extern __shared__ __align__(16) unsigned char smem[];
     __half* const kv_smem = reinterpret_cast<__half*>(smem);
     float* const xs = reinterpret_cast<float*>(smem + Cfg::kKvBytes);
+    [[maybe_unused]] __half* const p_smem = reinterpret_cast<__half*>(smem + Cfg::kKvBytes + Cfg::kXsBytes);  // hi, lo
+    [[maybe_unused]] float* const corr_smem = reinterpret_cast<float*>(p_smem + 2 * Cfg::kPPlaneHalves);
+    [[maybe_unused]] float2* const ml_smem = reinterpret_cast<float2*>(corr_smem + kMmaM);
 
     const int tid = threadIdx.x;
     const int warp = tid / kWarpSize;
@@ -436,6 +450,26 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) attention_flash_kernel(const
         row_grp[i] = (row_ok[i] && p.groups != nullptr) ? __ldg(p.groups + row_t[i]) : -1;
     }
 
+    // Slices (Cfg::kSlice): the rows dw * kSliceRows + i this warp sums, masks and softmaxes, and their
+    // running max and sum (the fragment rows' m_run and l_run are filled from ml_smem at the end).
+    constexpr int kSR = Cfg::kSliceRows;
+    [[maybe_unused]] bool srow_ok[kSR];
+    [[maybe_unused]] int srow_pq[kSR], srow_lo[kSR], srow_grp[kSR];
+    [[maybe_unused]] float sm_run[kSR], sl_run[kSR];
+    if constexpr (Cfg::kSlice) {
+#pragma unroll
+        for (int i = 0; i < kSR; ++i) {
+            const int r = block_row0 + dw * kSR + i;
+            srow_ok[i] = r < rows_per_kv;
+            const int t = srow_ok[i] ? r / heads_per_kv : 0;
+            srow_pq[i] = pp.pos0 + t;
+            srow_lo[i] = sliding ? srow_pq[i] - p.window + 1 : 0;
+            srow_grp[i] = (srow_ok[i] && p.groups != nullptr) ? __ldg(p.groups + t) : -1;
+            sm_run[i] = -INFINITY;
+            sl_run[i] = 0.0f;
+        }
+    }
+
     // Keys this block needs: its partition, cut to what its rows can see.
     const int t_first = block_row0 / heads_per_kv;
     const int t_last = (min(rows_per_kv, block_row0 + Cfg::kRows) - 1) / heads_per_kv;
@@ -456,18 +490,31 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) attention_flash_kernel(const
     };
 
     // f16 cache: one tile of K and V into `stage` with cp.async (the caller commits the group); keys
-    // >= k_hi are zero-filled.
+    // >= k_hi are zero-filled. The thread's key rows are kRowsPerPass apart: one division for the first,
+    // then its page and slot are stepped.
     const auto load_tile_async = [&](int k0, int stage) {
         constexpr int kChunks = HD * static_cast<int>(sizeof(__half)) / kChunkBytes;
         constexpr int kRowsPerPass = Cfg::kThreads / kChunks;
         const int chunk = tid % kChunks;
         __half* ks = kv_tile<Cfg>(kv_smem, stage, 0, 0);
         __half* vs = kv_tile<Cfg>(kv_smem, stage, 1, 0);
+        int pk = k0 + tid / kChunks;
+        int page = pk / p.page_tokens;
+        int slot = pk - page * p.page_tokens;
 #pragma unroll
         for (int pass = 0; pass < kTileKeys / kRowsPerPass; ++pass) {
             const int j = pass * kRowsPerPass + tid / kChunks;
-            const int pk = k0 + j;
-            const char* row = pk < k_hi ? key_row(pk) : nullptr;
+            const char* row = nullptr;
+            if (pk < k_hi) {
+                const char* base = static_cast<const char*>(p.pages[page]);
+                if (base != nullptr) row = base + (static_cast<size_t>(kv_head) * p.page_tokens + slot) * HD * sizeof(KvT);
+            }
+            pk += kRowsPerPass;
+            slot += kRowsPerPass;
+            while (slot >= p.page_tokens) {
+                slot -= p.page_tokens;
+                ++page;
+            }
             const void* fallback = p.pages;  // any valid, aligned address: nothing is read from it
             const void* src_k = row ? static_cast<const void*>(row + chunk * kChunkBytes) : fallback;
             const void* src_v = row ? static_cast<const void*>(row + p.half_page_bytes + chunk * kChunkBytes) : fallback;
@@ -615,11 +662,15 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) attention_flash_kernel(const
             }
         }
 
-        // ---- Sum the dim warps' partial scores in a fixed order (identical in every warp).
-        if constexpr (kDimWarps > 1) {
+        // P = exp(S - m) as the A operand of the PV mma: pa (f16, or hi), pl (lo halves, exact configuration).
+        uint32_t pa[kPvSteps][4];
+        [[maybe_unused]] uint32_t pl[kPvSteps][4];
+        if constexpr (Cfg::kSlice) {
+            // ---- Partial scores to shared memory; warp dw then takes rows dw * kSR + i, one key per lane:
+            // the sum of the kDimWarps partials in order 0, 1, ..., the mask, the online softmax, and P split
+            // into hi + lo halves (as split_f16), written for every warp to load as A fragments.
             constexpr int kXsPitch = Cfg::kXsPitch;
-            float* row_group_xs = xs + rw * kDimWarps * kMmaM * kXsPitch;
-            float* mine = row_group_xs + dw * kMmaM * kXsPitch;
+            float* mine = xs + dw * kMmaM * kXsPitch;
 #pragma unroll
             for (int n = 0; n < kKeyTiles; ++n) {
                 const int col = n * kMmaN + 2 * t4;
@@ -627,99 +678,157 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) attention_flash_kernel(const
                 *reinterpret_cast<float2*>(mine + (g8 + 8) * kXsPitch + col) = make_float2(s[n][2], s[n][3]);
             }
             __syncthreads();
-            float total[kKeyTiles][4];
+            const int pk = k0 + lane;
+            __half* const p_hi = p_smem;
+            __half* const p_lo = p_smem + Cfg::kPPlaneHalves;
 #pragma unroll
-            for (int w = 0; w < kDimWarps; ++w) {
-                const float* theirs = row_group_xs + w * kMmaM * kXsPitch;
+            for (int i = 0; i < kSR; ++i) {
+                const int r = dw * kSR + i;
+                float v = xs[r * kXsPitch + lane];
 #pragma unroll
+                for (int w = 1; w < kDimWarps; ++w) v += xs[(w * kMmaM + r) * kXsPitch + lane];
+                bool visible = srow_ok[i] && pk < k_hi && pk >= srow_lo[i];
+                if (visible && pk > srow_pq[i]) {
+                    visible = srow_grp[i] >= 0 && pk < pp.kv_hi && __ldg(p.groups + (pk - pp.pos0)) == srow_grp[i];
+                }
+                v = visible ? v * p.scale : -INFINITY;
+                float mx = v;
+#pragma unroll
+                for (int o = kWarpSize / 2; o > 0; o /= 2) mx = fmaxf(mx, __shfl_xor_sync(kFullWarp, mx, o));
+                mx = fmaxf(mx, sm_run[i]);
+                const float base = mx == -INFINITY ? 0.0f : mx;  // no visible key yet: weights stay 0, no NaN
+                const float corr = expf(sm_run[i] - base);
+                sm_run[i] = mx;
+                const float w = expf(v - base);
+                const __half h = __float2half_rn(w);
+                p_hi[r * Cfg::kPPitch + lane] = h;
+                p_lo[r * Cfg::kPPitch + lane] = __float2half_rn(w - __half2float(h));
+                const float rs = warp_sum(w);
+                sl_run[i] = sl_run[i] * corr + rs;
+                if (lane == 0) corr_smem[r] = corr;
+            }
+            __syncthreads();
+            const float corr0 = corr_smem[g8], corr1 = corr_smem[g8 + 8];
+#pragma unroll
+            for (int d = 0; d < kDimTiles; ++d) {
+                o[d][0] *= corr0;
+                o[d][1] *= corr0;
+                o[d][2] *= corr1;
+                o[d][3] *= corr1;
+            }
+#pragma unroll
+            for (int kk = 0; kk < kPvSteps; ++kk) {
+                // Matrices: rows 0-7 / 8-15 x keys 16kk + {0, 8}: a0a1, a2a3, a4a5, a6a7.
+                const int off = (lane & 15) * Cfg::kPPitch + kk * kMmaK + (lane >> 4) * 8;
+                ldmatrix_x4(pa[kk], p_hi + off);
+                ldmatrix_x4(pl[kk], p_lo + off);
+            }
+        } else {
+            // ---- Sum the dim warps' partial scores in a fixed order (identical in every warp).
+            if constexpr (kDimWarps > 1) {
+                constexpr int kXsPitch = Cfg::kXsPitch;
+                float* row_group_xs = xs + rw * kDimWarps * kMmaM * kXsPitch;
+                float* mine = row_group_xs + dw * kMmaM * kXsPitch;
+    #pragma unroll
                 for (int n = 0; n < kKeyTiles; ++n) {
                     const int col = n * kMmaN + 2 * t4;
-                    float2 a = make_float2(s[n][0], s[n][1]);
-                    float2 c = make_float2(s[n][2], s[n][3]);
-                    if (w != dw) {
-                        a = *reinterpret_cast<const float2*>(theirs + g8 * kXsPitch + col);
-                        c = *reinterpret_cast<const float2*>(theirs + (g8 + 8) * kXsPitch + col);
+                    *reinterpret_cast<float2*>(mine + g8 * kXsPitch + col) = make_float2(s[n][0], s[n][1]);
+                    *reinterpret_cast<float2*>(mine + (g8 + 8) * kXsPitch + col) = make_float2(s[n][2], s[n][3]);
+                }
+                __syncthreads();
+                float total[kKeyTiles][4];
+    #pragma unroll
+                for (int w = 0; w < kDimWarps; ++w) {
+                    const float* theirs = row_group_xs + w * kMmaM * kXsPitch;
+    #pragma unroll
+                    for (int n = 0; n < kKeyTiles; ++n) {
+                        const int col = n * kMmaN + 2 * t4;
+                        float2 a = make_float2(s[n][0], s[n][1]);
+                        float2 c = make_float2(s[n][2], s[n][3]);
+                        if (w != dw) {
+                            a = *reinterpret_cast<const float2*>(theirs + g8 * kXsPitch + col);
+                            c = *reinterpret_cast<const float2*>(theirs + (g8 + 8) * kXsPitch + col);
+                        }
+                        const float part_scores[4] = {a.x, a.y, c.x, c.y};
+    #pragma unroll
+                        for (int e = 0; e < 4; ++e) total[n][e] = w == 0 ? part_scores[e] : total[n][e] + part_scores[e];
                     }
-                    const float part_scores[4] = {a.x, a.y, c.x, c.y};
-#pragma unroll
-                    for (int e = 0; e < 4; ++e) total[n][e] = w == 0 ? part_scores[e] : total[n][e] + part_scores[e];
+                }
+    #pragma unroll
+                for (int n = 0; n < kKeyTiles; ++n) {
+    #pragma unroll
+                    for (int e = 0; e < 4; ++e) s[n][e] = total[n][e];
                 }
             }
-#pragma unroll
+
+            // ---- Scale and mask (visibility exactly as cpu::attention).
+    #pragma unroll
             for (int n = 0; n < kKeyTiles; ++n) {
-#pragma unroll
-                for (int e = 0; e < 4; ++e) s[n][e] = total[n][e];
-            }
-        }
-
-        // ---- Scale and mask (visibility exactly as cpu::attention).
-#pragma unroll
-        for (int n = 0; n < kKeyTiles; ++n) {
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                const int i = e >> 1;
-                const int pk = k0 + n * kMmaN + 2 * t4 + (e & 1);
-                bool visible = row_ok[i] && pk < k_hi && pk >= row_lo[i];
-                if (visible && pk > row_pq[i]) {
-                    visible = row_grp[i] >= 0 && pk < pp.kv_hi && __ldg(p.groups + (pk - pp.pos0)) == row_grp[i];
-                }
-                s[n][e] = visible ? s[n][e] * p.scale : -INFINITY;
-            }
-        }
-
-        // ---- Online softmax: running max over the quad of lanes that shares a row.
-        float mx[2] = {m_run[0], m_run[1]};
-#pragma unroll
-        for (int n = 0; n < kKeyTiles; ++n) {
-            mx[0] = fmaxf(mx[0], fmaxf(s[n][0], s[n][1]));
-            mx[1] = fmaxf(mx[1], fmaxf(s[n][2], s[n][3]));
-        }
-        float base[2], corr[2];
-#pragma unroll
-        for (int i = 0; i < 2; ++i) {
-            mx[i] = fmaxf(mx[i], __shfl_xor_sync(kFullWarp, mx[i], 1));
-            mx[i] = fmaxf(mx[i], __shfl_xor_sync(kFullWarp, mx[i], 2));
-            base[i] = mx[i] == -INFINITY ? 0.0f : mx[i];  // no visible key yet: weights stay 0, no NaN
-            corr[i] = expf(m_run[i] - base[i]);
-            m_run[i] = mx[i];
-        }
-
-        // P = exp(S - m), as the A operand of the PV mma (the C layout of two score n-tiles is the A
-        // layout of one k16 step), and its row sums.
-        uint32_t pa[kPvSteps][4];
-        [[maybe_unused]] uint32_t pl[kPvSteps][4];  // lo halves (exact configuration only)
-        float rs[2] = {0.0f, 0.0f};
-#pragma unroll
-        for (int kk = 0; kk < kPvSteps; ++kk) {
-#pragma unroll
-            for (int j = 0; j < 4; ++j) {
-                const int n = 2 * kk + (j >> 1);  // a0a1/a2a3: keys 16kk + 2t4; a4a5/a6a7: 16kk + 8 + 2t4
-                const int i = j & 1;              // a0a1/a4a5: row g8; a2a3/a6a7: row g8 + 8
-                const float w0 = expf(s[n][2 * i] - base[i]);
-                const float w1 = expf(s[n][2 * i + 1] - base[i]);
-                if constexpr (Cfg::kExact) {
-                    split_f16(w0, w1, pa[kk][j], pl[kk][j]);
-                    rs[i] += w0 + w1;
-                } else {
-                    const __half2 h = __floats2half2_rn(w0, w1);
-                    pa[kk][j] = half2_bits(h);
-                    const float2 r = __half22float2(h);
-                    rs[i] += r.x + r.y;  // the weights the mma uses, so they stay normalised
+    #pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    const int i = e >> 1;
+                    const int pk = k0 + n * kMmaN + 2 * t4 + (e & 1);
+                    bool visible = row_ok[i] && pk < k_hi && pk >= row_lo[i];
+                    if (visible && pk > row_pq[i]) {
+                        visible = row_grp[i] >= 0 && pk < pp.kv_hi && __ldg(p.groups + (pk - pp.pos0)) == row_grp[i];
+                    }
+                    s[n][e] = visible ? s[n][e] * p.scale : -INFINITY;
                 }
             }
-        }
-#pragma unroll
-        for (int i = 0; i < 2; ++i) {
-            rs[i] += __shfl_xor_sync(kFullWarp, rs[i], 1);
-            rs[i] += __shfl_xor_sync(kFullWarp, rs[i], 2);
-            l_run[i] = l_run[i] * corr[i] + rs[i];
-        }
-#pragma unroll
-        for (int d = 0; d < kDimTiles; ++d) {
-            o[d][0] *= corr[0];
-            o[d][1] *= corr[0];
-            o[d][2] *= corr[1];
-            o[d][3] *= corr[1];
+
+            // ---- Online softmax: running max over the quad of lanes that shares a row.
+            float mx[2] = {m_run[0], m_run[1]};
+    #pragma unroll
+            for (int n = 0; n < kKeyTiles; ++n) {
+                mx[0] = fmaxf(mx[0], fmaxf(s[n][0], s[n][1]));
+                mx[1] = fmaxf(mx[1], fmaxf(s[n][2], s[n][3]));
+            }
+            float base[2], corr[2];
+    #pragma unroll
+            for (int i = 0; i < 2; ++i) {
+                mx[i] = fmaxf(mx[i], __shfl_xor_sync(kFullWarp, mx[i], 1));
+                mx[i] = fmaxf(mx[i], __shfl_xor_sync(kFullWarp, mx[i], 2));
+                base[i] = mx[i] == -INFINITY ? 0.0f : mx[i];  // no visible key yet: weights stay 0, no NaN
+                corr[i] = expf(m_run[i] - base[i]);
+                m_run[i] = mx[i];
+            }
+
+            // P = exp(S - m), as the A operand of the PV mma (the C layout of two score n-tiles is the A
+            // layout of one k16 step), and its row sums.
+            float rs[2] = {0.0f, 0.0f};
+    #pragma unroll
+            for (int kk = 0; kk < kPvSteps; ++kk) {
+    #pragma unroll
+                for (int j = 0; j < 4; ++j) {
+                    const int n = 2 * kk + (j >> 1);  // a0a1/a2a3: keys 16kk + 2t4; a4a5/a6a7: 16kk + 8 + 2t4
+                    const int i = j & 1;              // a0a1/a4a5: row g8; a2a3/a6a7: row g8 + 8
+                    const float w0 = expf(s[n][2 * i] - base[i]);
+                    const float w1 = expf(s[n][2 * i + 1] - base[i]);
+                    if constexpr (Cfg::kExact) {
+                        split_f16(w0, w1, pa[kk][j], pl[kk][j]);
+                        rs[i] += w0 + w1;
+                    } else {
+                        const __half2 h = __floats2half2_rn(w0, w1);
+                        pa[kk][j] = half2_bits(h);
+                        const float2 r = __half22float2(h);
+                        rs[i] += r.x + r.y;  // the weights the mma uses, so they stay normalised
+                    }
+                }
+            }
+    #pragma unroll
+            for (int i = 0; i < 2; ++i) {
+                rs[i] += __shfl_xor_sync(kFullWarp, rs[i], 1);
+                rs[i] += __shfl_xor_sync(kFullWarp, rs[i], 2);
+                l_run[i] = l_run[i] * corr[i] + rs[i];
+            }
+    #pragma unroll
+            for (int d = 0; d < kDimTiles; ++d) {
+                o[d][0] *= corr[0];
+                o[d][1] *= corr[0];
+                o[d][2] *= corr[1];
+                o[d][3] *= corr[1];
+            }
+
         }
 
         // ---- O += P V over this warp's dims
@@ -746,6 +855,21 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) attention_flash_kernel(const
                     mma_f16(o[d + 1], pa[kk], bl[2], bl[3]);
                 }
             }
+        }
+    }
+
+    if constexpr (Cfg::kSlice) {
+        // The slice warps' final (max, sum) for the fragment rows g8, g8 + 8 of every warp.
+        if (lane == 0) {
+#pragma unroll
+            for (int i = 0; i < kSR; ++i) ml_smem[dw * kSR + i] = make_float2(sm_run[i], sl_run[i]);
+        }
+        __syncthreads();
+#pragma unroll
+        for (int i = 0; i < 2; ++i) {
+            const float2 ml = ml_smem[g8 + 8 * i];
+            m_run[i] = ml.x;
+            l_run[i] = ml.y;
         }
     }
 
