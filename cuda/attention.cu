@@ -321,15 +321,18 @@ struct FlashConfig {
     static constexpr int kXsPitch = kTileKeys + kXsPadFloats;
     static constexpr size_t kXsBytes =
         kDimWarps > 1 ? size_t{kRowWarps} * kDimWarps * kMmaM * kXsPitch * sizeof(float) : 0;
-    // Decode with several dim warps ("slices"): the scores are summed, masked and turned into P once, warp dw
-    // taking kSliceRows of the 16 rows with one key per lane, and P (hi, lo planes), the rescale factors and
-    // the final (max, sum) pairs reach the other warps through shared memory (kSliceBytes).
-    static constexpr bool kSlice = Exact && kDimWarps >= 4 && RowWarps == 1;
+    // Four or more dim warps ("slices"): the scores of a row group are summed, masked and turned into P once,
+    // warp dw taking kSliceRows of its 16 rows with one key per lane, and P (f16, or hi and lo planes), the
+    // rescale factors and the final (max, sum) pairs reach the other warps through shared memory
+    // (kSliceBytes: per row group, kPPlanes P planes, then the factors, then the pairs).
+    static constexpr bool kSlice = kDimWarps >= 4;
     static constexpr int kSliceRows = kMmaM / kDimWarps;
+    static constexpr int kPPlanes = Exact ? 2 : 1;
     static constexpr int kPPitch = kTileKeys + kRowPadHalves;  // halves per P row: 80 bytes, ldmatrix conflict-free
     static constexpr size_t kPPlaneHalves = size_t{kMmaM} * kPPitch;
     static constexpr size_t kSliceBytes =
-        kSlice ? 2 * kPPlaneHalves * sizeof(__half) + kMmaM * sizeof(float) + kMmaM * sizeof(float2) : 0;
+        kSlice ? size_t{kRowWarps} * (kPPlanes * kPPlaneHalves * sizeof(__half) + kMmaM * sizeof(float) + kMmaM * sizeof(float2))
+               : 0;
     static constexpr size_t kSmemBytes = kKvBytes + kXsBytes + kSliceBytes;
 
     static_assert(HeadDim % kWarpDims == 0 && kWarpDims % (2 * kMmaK) == 0, "two QK k-steps per ldmatrix.x4");
@@ -338,7 +341,7 @@ struct FlashConfig {
     static_assert(kSmemBytes <= kMaxSmemBytes, "shared memory");
     static_assert(kThreads % (HeadDim * sizeof(KvType) / kChunkBytes) == 0, "whole key rows per loader pass");
     static_assert(!kSlice || (kTileKeys == kWarpSize && kMmaM % kDimWarps == 0), "slices: one key per lane, whole rows");
-    static_assert((2 * kPPlaneHalves * sizeof(__half)) % 16 == 0, "slice buffers stay aligned");
+    static_assert((kPPlaneHalves * sizeof(__half)) % 16 == 0, "slice buffers stay aligned");
 };
 
 // The configuration table. Decode: 16 rows, exact operands, 64 dims per warp (8 warps at head_dim
@@ -418,15 +421,22 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) attention_flash_kernel(const
     extern __shared__ __align__(16) unsigned char smem[];
     __half* const kv_smem = reinterpret_cast<__half*>(smem);
     float* const xs = reinterpret_cast<float*>(smem + Cfg::kKvBytes);
-    [[maybe_unused]] __half* const p_smem = reinterpret_cast<__half*>(smem + Cfg::kKvBytes + Cfg::kXsBytes);  // hi, lo
-    [[maybe_unused]] float* const corr_smem = reinterpret_cast<float*>(p_smem + 2 * Cfg::kPPlaneHalves);
-    [[maybe_unused]] float2* const ml_smem = reinterpret_cast<float2*>(corr_smem + kMmaM);
 
     const int tid = threadIdx.x;
     const int warp = tid / kWarpSize;
     const int lane = tid % kWarpSize;
     const int rw = warp / kDimWarps;
     const int dw = warp % kDimWarps;
+    // Slice buffers of this warp's row group (Cfg::kSlice).
+    [[maybe_unused]] __half* const p_smem =
+        reinterpret_cast<__half*>(smem + Cfg::kKvBytes + Cfg::kXsBytes) + rw * Cfg::kPPlanes * Cfg::kPPlaneHalves;
+    [[maybe_unused]] float* const corr_smem =
+        reinterpret_cast<float*>(smem + Cfg::kKvBytes + Cfg::kXsBytes +
+                                 Cfg::kRowWarps * Cfg::kPPlanes * Cfg::kPPlaneHalves * sizeof(__half)) + rw * kMmaM;
+    [[maybe_unused]] float2* const ml_smem =
+        reinterpret_cast<float2*>(smem + Cfg::kKvBytes + Cfg::kXsBytes +
+                                  Cfg::kRowWarps * (Cfg::kPPlanes * Cfg::kPPlaneHalves * sizeof(__half) + kMmaM * sizeof(float))) +
+        rw * kMmaM;
     const int g8 = lane / 4;  // mma fragment row (and B column)
     const int t4 = lane % 4;  // mma fragment column pair
     const int part = blockIdx.x;
@@ -459,7 +469,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) attention_flash_kernel(const
     if constexpr (Cfg::kSlice) {
 #pragma unroll
         for (int i = 0; i < kSR; ++i) {
-            const int r = block_row0 + dw * kSR + i;
+            const int r = block_row0 + rw * kMmaM + dw * kSR + i;
             srow_ok[i] = r < rows_per_kv;
             const int t = srow_ok[i] ? r / heads_per_kv : 0;
             srow_pq[i] = pp.pos0 + t;
@@ -670,7 +680,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) attention_flash_kernel(const
             // the sum of the kDimWarps partials in order 0, 1, ..., the mask, the online softmax, and P split
             // into hi + lo halves (as split_f16), written for every warp to load as A fragments.
             constexpr int kXsPitch = Cfg::kXsPitch;
-            float* mine = xs + dw * kMmaM * kXsPitch;
+            float* const row_group_xs = xs + rw * kDimWarps * kMmaM * kXsPitch;
+            float* mine = row_group_xs + dw * kMmaM * kXsPitch;
 #pragma unroll
             for (int n = 0; n < kKeyTiles; ++n) {
                 const int col = n * kMmaN + 2 * t4;
@@ -680,13 +691,13 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) attention_flash_kernel(const
             __syncthreads();
             const int pk = k0 + lane;
             __half* const p_hi = p_smem;
-            __half* const p_lo = p_smem + Cfg::kPPlaneHalves;
+            [[maybe_unused]] __half* const p_lo = p_smem + (Cfg::kPPlanes - 1) * Cfg::kPPlaneHalves;
 #pragma unroll
             for (int i = 0; i < kSR; ++i) {
                 const int r = dw * kSR + i;
-                float v = xs[r * kXsPitch + lane];
+                float v = row_group_xs[r * kXsPitch + lane];
 #pragma unroll
-                for (int w = 1; w < kDimWarps; ++w) v += xs[(w * kMmaM + r) * kXsPitch + lane];
+                for (int w = 1; w < kDimWarps; ++w) v += row_group_xs[(w * kMmaM + r) * kXsPitch + lane];
                 bool visible = srow_ok[i] && pk < k_hi && pk >= srow_lo[i];
                 if (visible && pk > srow_pq[i]) {
                     visible = srow_grp[i] >= 0 && pk < pp.kv_hi && __ldg(p.groups + (pk - pp.pos0)) == srow_grp[i];
@@ -702,8 +713,13 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) attention_flash_kernel(const
                 const float w = expf(v - base);
                 const __half h = __float2half_rn(w);
                 p_hi[r * Cfg::kPPitch + lane] = h;
-                p_lo[r * Cfg::kPPitch + lane] = __float2half_rn(w - __half2float(h));
-                const float rs = warp_sum(w);
+                float rs;
+                if constexpr (Cfg::kExact) {
+                    p_lo[r * Cfg::kPPitch + lane] = __float2half_rn(w - __half2float(h));
+                    rs = warp_sum(w);
+                } else {
+                    rs = warp_sum(__half2float(h));  // the weights the mma uses, so they stay normalised
+                }
                 sl_run[i] = sl_run[i] * corr + rs;
                 if (lane == 0) corr_smem[r] = corr;
             }
@@ -721,7 +737,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) attention_flash_kernel(const
                 // Matrices: rows 0-7 / 8-15 x keys 16kk + {0, 8}: a0a1, a2a3, a4a5, a6a7.
                 const int off = (lane & 15) * Cfg::kPPitch + kk * kMmaK + (lane >> 4) * 8;
                 ldmatrix_x4(pa[kk], p_hi + off);
-                ldmatrix_x4(pl[kk], p_lo + off);
+                if constexpr (Cfg::kExact) ldmatrix_x4(pl[kk], p_lo + off);
             }
         } else {
             // ---- Sum the dim warps' partial scores in a fixed order (identical in every warp).
