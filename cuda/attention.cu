@@ -611,7 +611,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) attention_flash_kernel(const
                 const int i = j & 1;  // a0a1, a4a5: row g8; a2a3, a6a7: row g8 + 8
                 const int col = dw * kWarpDims + s * kMmaK + 2 * t4 + (j >> 1) * 8;
                 float2 v = make_float2(0.0f, 0.0f);
-                if (row_ok[i] && n_tiles > 0) v = *reinterpret_cast<const float2*>(p.q + row_t[i] * q_stride + row_h[i] * HD + col);
+                if (row_ok[i]) v = *reinterpret_cast<const float2*>(p.q + row_t[i] * q_stride + row_h[i] * HD + col);
                 if constexpr (Cfg::kExact) {
                     split_f16(v.x, v.y, qa[0][s][j], qa[Cfg::kQPlanes - 1][s][j]);
                 } else {
@@ -902,15 +902,11 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) attention_flash_kernel(const
                 *reinterpret_cast<float2*>(dst + d * kMmaN) = make_float2(o[d][2 * i] * inv, o[d][2 * i + 1] * inv);
             }
         } else {
-            // An empty partition (a graph replay sized for the whole cache, early in it) writes only its
-            // (max, sum) = (-inf, 0); the reduce gives it weight 0 and never reads its O.
             const size_t slot = row * p.n_parts + part;
-            if (n_tiles > 0) {
-                float* dst = p.part_o + slot * HD + dw * kWarpDims + 2 * t4;
+            float* dst = p.part_o + slot * HD + dw * kWarpDims + 2 * t4;
 #pragma unroll
-                for (int d = 0; d < kDimTiles; ++d) {
-                    *reinterpret_cast<float2*>(dst + d * kMmaN) = make_float2(o[d][2 * i], o[d][2 * i + 1]);
-                }
+            for (int d = 0; d < kDimTiles; ++d) {
+                *reinterpret_cast<float2*>(dst + d * kMmaN) = make_float2(o[d][2 * i], o[d][2 * i + 1]);
             }
             if (dw == 0 && t4 == 0) p.part_ml[slot] = make_float2(m_run[i], l_run[i]);
         }
@@ -975,11 +971,9 @@ __global__ void __launch_bounds__(kReduceThreads) attention_reduce_kernel(const 
     }
     l = block_reduce(l, false, scratch);  // its barriers also publish `weights`
 
-    // Partitions of weight 0 (empty ones never wrote their O) are skipped, and past the early ones not read.
     float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     const auto accumulate = [&](int i, float4 v) {
         const float w = weights[i];
-        if (w == 0.0f) return;
         acc.x += w * v.x;
         acc.y += w * v.y;
         acc.z += w * v.z;
@@ -992,9 +986,7 @@ __global__ void __launch_bounds__(kReduceThreads) attention_reduce_kernel(const 
         accumulate(i, early[k]);
     }
 #pragma unroll 4
-    for (int i = part_lane + kReduceEarly * kReducePartLanes; i < n_parts; i += kReducePartLanes) {
-        if (weights[i] != 0.0f) accumulate(i, src[i * part_stride]);
-    }
+    for (int i = part_lane + kReduceEarly * kReducePartLanes; i < n_parts; i += kReducePartLanes) accumulate(i, src[i * part_stride]);
     lane_sums[part_lane][col_lane] = acc;
     __syncthreads();
     if (part_lane == 0) {
