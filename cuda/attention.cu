@@ -425,7 +425,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) attention_flash_kernel(const
     const int tid = threadIdx.x;
     const int warp = tid / kWarpSize;
     const int lane = tid % kWarpSize;
-    const int rw = warp / kDimWarps;
+    const int rw = Cfg::kRowWarps == 1 ? 0 : warp / kDimWarps;
     const int dw = warp % kDimWarps;
     // Slice buffers of this warp's row group (Cfg::kSlice).
     [[maybe_unused]] __half* const p_smem =
