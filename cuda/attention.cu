@@ -314,7 +314,7 @@ struct FlashConfig {
     // f16: cp.async ring of tiles. Decode runs one block per SM at head_dim 512 (215 KiB), so it keeps
     // two tiles (128 KiB) in flight while computing a third; prefill keeps one, so that two blocks fit
     // per SM at head_dim 256. f32: loaded through registers, one buffer.
-    static constexpr int kStages = kF32Cache ? 1 : (RowWarps == 1 || HeadDim == 512 ? 3 : 2);
+    static constexpr int kStages = kF32Cache ? 1 : (RowWarps == 1 ? 3 : 2);
     static constexpr int kPitch = HeadDim + kRowPadHalves;         // halves per smem key row
     static constexpr int kTileHalves = kTileKeys * kPitch;         // one plane of K or V, one tile
     static constexpr size_t kKvBytes = size_t{kStages} * 2 * kKvPlanes * kTileHalves * sizeof(__half);
