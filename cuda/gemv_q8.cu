@@ -353,7 +353,6 @@ struct GemvQ8Args {
     size_t split_bytes;
     float* partial;        // [k_splits][d_out]
     unsigned* counters;    // [CTAs per run], zero between launches
-    int prefetch_steps;    // steps past the shared-memory pipeline requested into L2 before the wait (one shot)
 };
 
 /// The matrix of launch row r.
@@ -623,24 +622,6 @@ __global__ void __launch_bounds__(kMaxWarps * kWarpSize, kMinCtas<Dec>) gemv_q8_
         }
         cp_async_commit();
     }
-    // The next few steps' chunks into L2 (one request per 128-byte line, lanes in parallel): a short
-    // GEMV (ffn_down: ~5 steps per warp) then has most of its bytes requested before x is ready.
-    if (a.prefetch_steps > 0) {
-        Cursor ahead = in;
-        for (int f = S - 1; f < S - 1 + a.prefetch_steps && f < steps; ++f) {
-            const int size = (ahead.c == a.n_chunks - 1 ? last_chunk_blocks : G::kChunkBlocks) * Dec::kBlockBytes;
-#pragma unroll
-            for (int n = 0; n < N; ++n) {
-                if (!ahead.on[n]) continue;
-                const uintptr_t start = reinterpret_cast<uintptr_t>(ahead.ptr[n]) + static_cast<uintptr_t>(ahead.c) * G::kChunkBytes;
-                // Addresses inside the chunk only (the line holding its last bytes may go unrequested).
-                for (uintptr_t line = start + 128u * static_cast<uintptr_t>(lane); line < start + size; line += 128u * kWarpSize) {
-                    asm volatile("prefetch.global.L2 [%0];" ::"l"(line));
-                }
-            }
-            advance(ahead);
-        }
-    }
     grid_dependency_wait();
     if (a.x_regs && a.norm_w && a.d_in <= 4 * kRegX * static_cast<int>(blockDim.x)) {
         quantize_x_regs(a.x, a.norm_w, a.eps, a.d_in, x_hi, x_lo, xd, xs, Dec::kXPadShift);
@@ -756,11 +737,6 @@ void launch(GemvQ8Args a, Context& ctx) {
     }
     a.n_blocks = a.d_in / Dec::kBlockElems;
     a.n_chunks = (a.n_blocks + G::kChunkBlocks - 1) / G::kChunkBlocks;
-    static const int prefetch = [] {
-        const char* env = std::getenv("GEMMA4_GEMV_PREFETCH");
-        return env ? std::max(0, std::atoi(env)) : 0;
-    }();
-    a.prefetch_steps = prefetch;
     launch_dependent(kernel, dim3(ctas), dim3(warps * kWarpSize), smem, static_cast<cudaStream_t>(ctx.stream()), a);
 }
 
