@@ -29,11 +29,16 @@
 //   Per tile of kTileKeys = 32 keys (staged in shared memory, a ring of kStages tiles filled by
 //   16-byte cp.async copies, so the next one or two tiles load while this one is computed):
 //     S_partial = Q[:, dims of dw] K[:, dims of dw]^T             (mma; K via ldmatrix)
-//     S = sum of the kDimWarps partials, in a fixed order, through shared memory, so that every warp
-//         of a row group holds bit-identical scores (and so identical running max / sum / P)
+//     S = sum of the kDimWarps partials, in a fixed order, through shared memory
 //     mask (full: pk <= pq; sliding: pq - pk < window, and pk <= pq unless both are tokens of the
 //     same media group), online softmax in f32 (running max m, sum l, O rescaled by exp(m - m'))
 //     O[:, dims of dw] += P V[:, dims of dw]                      (mma; V via ldmatrix.trans)
+//   The sum, mask and softmax are done once per row: with kDimWarps >= 4 ("slices", FlashConfig::kSlice)
+//   warp dw takes 16 / kDimWarps rows of its row group, one key per lane, and hands P (f16, or hi + lo),
+//   the rescale factors and at the end (m, l) to the other warps through shared memory; with fewer dim
+//   warps every warp sums all partials itself in the same order, so all hold bit-identical scores (and
+//   identical running max / sum / P). The slices took the decode kernel from ~1.6 to ~2.9 TB/s on long
+//   key ranges: it was bound by the issue latency of that repeated work, not by memory.
 //   Finally O / l goes to `out` (one partition) or O, m, l to the split-K scratch (several), and
 //   attention_reduce_kernel combines the partitions: out = sum_p e^(m_p - M) O_p / sum_p e^(m_p - M) l_p.
 //
@@ -44,9 +49,10 @@
 //     f32-grade (~1e-6 relative) while the kernel stays bound by reading K/V: the extra mma work is
 //     free next to the memory traffic. The key range is split into about one wave of partitions
 //     (sm_count * blocks per SM / blocks per partition), so 262144 keys still fill the GPU.
-//   * prefill: 128 dims per warp, 4 row warps (2 at head_dim 512, to stay within 255 registers with
-//     64 O plus 32 Q registers per lane), so each K/V tile is read once per 64 (token, head) rows
-//     (32 at head_dim 512). Q and P are rounded to f16 as llama.cpp's tensor-core kernel does
+//   * prefill: 128 dims per warp and 4 row warps (64 rows) at head_dim <= 256; at head_dim 512, 64 dims
+//     per warp and 2 row warps (32 rows, 16 warps of <= 128 registers: twice the warps of a 128-dim split
+//     to hide the mma and shared-memory latencies; 17 % faster at depth 32768), so each K/V tile is read
+//     once per 64 (32) (token, head) rows. Q and P are rounded to f16 as llama.cpp's tensor-core kernel does
 //     (relative 2^-11); the row sum l uses the rounded P so that the weights stay normalised.
 //     Partitions are added only when the row groups alone do not fill a wave.
 //   An f16 cache streams through cp.async (3 stages for decode, 2 for prefill: FlashConfig::kStages);
@@ -345,12 +351,13 @@ struct FlashConfig {
 };
 
 // The configuration table. Decode: 16 rows, exact operands, 64 dims per warp (8 warps at head_dim
-// 512, 4 at 256). Prefill: 64 rows per block (32 at head_dim 512: 4 dim warps x 4 row warps would
-// need 512 threads and so <= 128 registers per thread), f16 operands, 128 dims per warp.
+// 512, 4 at 256). Prefill: f16 operands; 64 rows per block and 128 dims per warp, except at head_dim
+// 512: 32 rows and 64 dims per warp (16 warps, 128 registers per thread with ~100 bytes of spill; the
+// 128-dim split, 8 warps of ~210 registers, was 17 % slower: latency-bound at 2 warps per scheduler).
 template <int HeadDim, class KvT>
 using DecodeConfig = FlashConfig<HeadDim, 1, kDecodeWarpDims, KvT, true>;
 template <int HeadDim, class KvT>
-using PrefillConfig = FlashConfig<HeadDim, HeadDim == 512 ? 2 : 4, kPrefillWarpDims, KvT, false>;
+using PrefillConfig = FlashConfig<HeadDim, HeadDim == 512 ? 2 : 4, HeadDim == 512 ? kDecodeWarpDims : kPrefillWarpDims, KvT, false>;
 
 struct FlashParams {
     const float* q;           // [n_tokens][n_heads * head_dim]
