@@ -941,16 +941,9 @@ __device__ __forceinline__ float block_reduce(float v, bool take_max, float* scr
     return r;
 }
 
-// Partitions past the key range hold nothing (a graph replay sizes n_parts for the whole cache): only the first
-// `active` are combined (n_parts stays the stride of the partial arrays).
-__global__ void __launch_bounds__(kReduceThreads) attention_reduce_kernel(const FlashParams fp, int head_dim) {
+__global__ void __launch_bounds__(kReduceThreads) attention_reduce_kernel(const float* part_o, const float2* part_ml,
+                                                                          int n_parts, int head_dim, float* out) {
     allow_dependents();  // launched with launch_dependent (common.cuh)
-    const float* const part_o = fp.part_o;
-    const float2* const part_ml = fp.part_ml;
-    float* const out = fp.out;
-    const FlashPositions pp = resolve_positions(fp);
-    const int n_parts = (pp.kv_hi - pp.kv_lo + pp.part_keys - 1) / pp.part_keys;  // active partitions
-    const int stride = fp.n_parts;
     grid_dependency_wait();
     extern __shared__ float weights[];  // [n_parts]
     __shared__ float scratch[kReduceThreads / kWarpSize];
@@ -958,11 +951,11 @@ __global__ void __launch_bounds__(kReduceThreads) attention_reduce_kernel(const 
     const int tid = threadIdx.x;
     const size_t row = blockIdx.x;
     const int col0 = blockIdx.y * kReduceCols;
-    const float2* ml = part_ml + row * stride;
+    const float2* ml = part_ml + row * n_parts;
     const int col_lane = tid % kReduceColLanes;
     const int part_lane = tid / kReduceColLanes;
     const size_t part_stride = static_cast<size_t>(head_dim) / 4;  // float4 per partition row
-    const float4* src = reinterpret_cast<const float4*>(part_o + row * stride * head_dim + col0) + col_lane;
+    const float4* src = reinterpret_cast<const float4*>(part_o + row * n_parts * head_dim + col0) + col_lane;
 
     // The thread's first kReduceEarly partial outputs are requested together with the (max, sum) pairs, so
     // the two reads cost one memory latency, not two in a row.
@@ -1129,7 +1122,8 @@ void run_flash(const float* q, const BatchPositions& batch, const AttentionLayer
     launch_dependent(attention_flash_kernel<Cfg>, grid, dim3(Cfg::kThreads), Cfg::kSmemBytes, stream, p);
     if (p.n_parts > 1) {
         const dim3 reduce_grid(static_cast<unsigned>(rows_total), HD / kReduceCols);
-        launch_dependent(attention_reduce_kernel, reduce_grid, dim3(kReduceThreads), p.n_parts * sizeof(float), stream, p, HD);
+        launch_dependent(attention_reduce_kernel, reduce_grid, dim3(kReduceThreads), p.n_parts * sizeof(float), stream,
+                         p.part_o, p.part_ml, p.n_parts, HD, out);
     }
 }
 
