@@ -56,7 +56,7 @@ if has_mode test; then
     [ "${SKIP_SANITIZER:-0}" = 1 ] || {
     log "compute-sanitizer"
     # racecheck is slow (shared-memory hazards tracked per access): a subset that covers every kernel family.
-    racecheck_tests="cuda rms_norm*,cuda softcap*,cuda embedding*,cuda layer_norm*,cuda attention: 2-4*,cuda attention: decode on the small*,cuda matmul matches the CPU for every weight type at edge sizes,cuda gate_up_geglu matches cpu*,cuda gemv_q8 equals a host emulation of its 16-bit x at edge sizes,cuda gemv_q8_norm*"
+    racecheck_tests="cuda rms_norm*,cuda softcap*,cuda embedding*,cuda layer_norm*,cuda attention: 2-4*,cuda attention: decode on the small*,cuda attention: small prefill*,cuda matmul matches the CPU for every weight type at edge sizes,cuda gate_up_geglu matches cpu*,cuda gemv_q8 equals a host emulation of its 16-bit x at edge sizes,cuda gemv_q8_norm*"
     for tool in memcheck racecheck; do
         tests="${SANITIZER_TESTS:-[cuda]~[slow]}"
         [ "$tool" = racecheck ] && tests="${RACECHECK_TESTS:-$racecheck_tests}"

@@ -702,6 +702,23 @@ TEST_CASE("cuda attention: prefill batches", "[kernel][cuda]") {
     }
 }
 
+// Small prefill batches of the 12B full layer (head_dim 512: 16 warps of 64 dims, the slice softmax) and sliding
+// layer, sized for compute-sanitizer racecheck (scripts/device.sh runs it on this case).
+TEST_CASE("cuda attention: small prefill batches at the 12b shapes", "[kernel][cuda]") {
+    if (!have_cuda_device()) {
+        WARN("no CUDA device: skipped");
+        return;
+    }
+    int i = 0;
+    const std::pair<int, int> full_batches[] = {{5, 0}, {7, 90}, {33, 31}};
+    for (const auto& [n, pos0] : full_batches) run_case(batch(k12bFull, KvType::f16, pos0, n), case_seed(19, i++));
+    run_case(batch(k12bFull, KvType::f32, 40, 9), case_seed(19, i++));
+    Case paged = batch(k12bFull, KvType::f16, 61, 12);
+    paged.page_tokens = 16;
+    run_case(paged, case_seed(19, i++));
+    run_case(batch(k12bSliding, KvType::f16, 20, 9), case_seed(19, i++));
+}
+
 TEST_CASE("cuda attention: image groups are bidirectional on sliding layers, causal on full layers", "[kernel][cuda]") {
     if (!have_cuda_device()) {
         WARN("no CUDA device: skipped");
