@@ -434,16 +434,14 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) attention_flash_kernel(const
     const int lane = tid % kWarpSize;
     const int rw = Cfg::kRowWarps == 1 ? 0 : warp / kDimWarps;
     const int dw = warp % kDimWarps;
-    // Slice buffers of this warp's row group (Cfg::kSlice).
-    [[maybe_unused]] __half* const p_smem =
-        reinterpret_cast<__half*>(smem + Cfg::kKvBytes + Cfg::kXsBytes) + rw * Cfg::kPPlanes * Cfg::kPPlaneHalves;
-    [[maybe_unused]] float* const corr_smem =
-        reinterpret_cast<float*>(smem + Cfg::kKvBytes + Cfg::kXsBytes +
-                                 Cfg::kRowWarps * Cfg::kPPlanes * Cfg::kPPlaneHalves * sizeof(__half)) + rw * kMmaM;
+    // Slice buffers (Cfg::kSlice): all row groups' P planes, then their rescale factors, then their (m, l);
+    // these pointers are this warp's row group's.
+    unsigned char* const slice_smem = smem + Cfg::kKvBytes + Cfg::kXsBytes;
+    constexpr size_t kPBytesAll = Cfg::kRowWarps * Cfg::kPPlanes * Cfg::kPPlaneHalves * sizeof(__half);
+    [[maybe_unused]] __half* const p_smem = reinterpret_cast<__half*>(slice_smem) + rw * Cfg::kPPlanes * Cfg::kPPlaneHalves;
+    [[maybe_unused]] float* const corr_smem = reinterpret_cast<float*>(slice_smem + kPBytesAll) + rw * kMmaM;
     [[maybe_unused]] float2* const ml_smem =
-        reinterpret_cast<float2*>(smem + Cfg::kKvBytes + Cfg::kXsBytes +
-                                  Cfg::kRowWarps * (Cfg::kPPlanes * Cfg::kPPlaneHalves * sizeof(__half) + kMmaM * sizeof(float))) +
-        rw * kMmaM;
+        reinterpret_cast<float2*>(slice_smem + kPBytesAll + Cfg::kRowWarps * kMmaM * sizeof(float)) + rw * kMmaM;
     const int g8 = lane / 4;  // mma fragment row (and B column)
     const int t4 = lane % 4;  // mma fragment column pair
     const int part = blockIdx.x;
@@ -498,13 +496,14 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) attention_flash_kernel(const
     const int k_hi = min(part_hi, rows_hi);
     const int n_tiles = k_hi > k_lo ? (k_hi - k_lo + kTileKeys - 1) / kTileKeys : 0;
 
-    // Cache address of key `pk` (K; V is half_page_bytes further), or null when it has no page.
-    const auto key_row = [&](int pk) -> const char* {
-        const char* page = static_cast<const char*>(p.pages[pk / p.page_tokens]);
-        if (page == nullptr) return nullptr;
-        const size_t slot = static_cast<size_t>(kv_head) * p.page_tokens + pk % p.page_tokens;
-        return page + slot * HD * sizeof(KvT);
+    // Cache address of the key in slot `slot` of logical page `page` (K; V is half_page_bytes further), or
+    // null when that page is absent; key_row: of key `pk`.
+    const auto page_row = [&](int page, int slot) -> const char* {
+        const char* base = static_cast<const char*>(p.pages[page]);
+        if (base == nullptr) return nullptr;
+        return base + (static_cast<size_t>(kv_head) * p.page_tokens + slot) * HD * sizeof(KvT);
     };
+    const auto key_row = [&](int pk) -> const char* { return page_row(pk / p.page_tokens, pk % p.page_tokens); };
 
     // f16 cache: one tile of K and V into `stage` with cp.async (the caller commits the group); keys
     // >= k_hi are zero-filled. The thread's key rows are kRowsPerPass apart: one division for the first,
@@ -521,11 +520,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) attention_flash_kernel(const
 #pragma unroll
         for (int pass = 0; pass < kTileKeys / kRowsPerPass; ++pass) {
             const int j = pass * kRowsPerPass + tid / kChunks;
-            const char* row = nullptr;
-            if (pk < k_hi) {
-                const char* base = static_cast<const char*>(p.pages[page]);
-                if (base != nullptr) row = base + (static_cast<size_t>(kv_head) * p.page_tokens + slot) * HD * sizeof(KvT);
-            }
+            const char* row = pk < k_hi ? page_row(page, slot) : nullptr;
             pk += kRowsPerPass;
             slot += kRowsPerPass;
             while (slot >= p.page_tokens) {
@@ -679,15 +674,10 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) attention_flash_kernel(const
             }
         }
 
-        // P = exp(S - m) as the A operand of the PV mma: pa (f16, or hi), pl (lo halves, exact configuration).
-        uint32_t pa[kPvSteps][4];
-        [[maybe_unused]] uint32_t pl[kPvSteps][4];
-        if constexpr (Cfg::kSlice) {
-            // ---- Partial scores to shared memory; warp dw then takes rows dw * kSR + i, one key per lane:
-            // the sum of the kDimWarps partials in order 0, 1, ..., the mask, the online softmax, and P split
-            // into hi + lo halves (as split_f16), written for every warp to load as A fragments.
-            constexpr int kXsPitch = Cfg::kXsPitch;
-            float* const row_group_xs = xs + rw * kDimWarps * kMmaM * kXsPitch;
+        // ---- The dim warps' partial scores to shared memory (the row group's kDimWarps x 16 x 32 block).
+        constexpr int kXsPitch = Cfg::kXsPitch;
+        [[maybe_unused]] float* const row_group_xs = xs + rw * kDimWarps * kMmaM * kXsPitch;
+        if constexpr (kDimWarps > 1) {
             float* mine = row_group_xs + dw * kMmaM * kXsPitch;
 #pragma unroll
             for (int n = 0; n < kKeyTiles; ++n) {
@@ -696,6 +686,15 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) attention_flash_kernel(const
                 *reinterpret_cast<float2*>(mine + (g8 + 8) * kXsPitch + col) = make_float2(s[n][2], s[n][3]);
             }
             __syncthreads();
+        }
+
+        // P = exp(S - m) as the A operand of the PV mma: pa (f16, or hi), pl (lo halves, exact configuration).
+        uint32_t pa[kPvSteps][4];
+        [[maybe_unused]] uint32_t pl[kPvSteps][4];
+        if constexpr (Cfg::kSlice) {
+            // ---- Warp dw takes rows dw * kSR + i, one key per lane: the sum of the kDimWarps partials in order
+            // 0, 1, ..., the mask, the online softmax, and P split into hi + lo halves (as split_f16), written for
+            // every warp to load as A fragments.
             const int pk = k0 + lane;
             __half* const p_hi = p_smem;
             [[maybe_unused]] __half* const p_lo = p_smem + (Cfg::kPPlanes - 1) * Cfg::kPPlaneHalves;
@@ -749,21 +748,11 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) attention_flash_kernel(const
         } else {
             // ---- Sum the dim warps' partial scores in a fixed order (identical in every warp).
             if constexpr (kDimWarps > 1) {
-                constexpr int kXsPitch = Cfg::kXsPitch;
-                float* row_group_xs = xs + rw * kDimWarps * kMmaM * kXsPitch;
-                float* mine = row_group_xs + dw * kMmaM * kXsPitch;
-    #pragma unroll
-                for (int n = 0; n < kKeyTiles; ++n) {
-                    const int col = n * kMmaN + 2 * t4;
-                    *reinterpret_cast<float2*>(mine + g8 * kXsPitch + col) = make_float2(s[n][0], s[n][1]);
-                    *reinterpret_cast<float2*>(mine + (g8 + 8) * kXsPitch + col) = make_float2(s[n][2], s[n][3]);
-                }
-                __syncthreads();
                 float total[kKeyTiles][4];
-    #pragma unroll
+#pragma unroll
                 for (int w = 0; w < kDimWarps; ++w) {
                     const float* theirs = row_group_xs + w * kMmaM * kXsPitch;
-    #pragma unroll
+#pragma unroll
                     for (int n = 0; n < kKeyTiles; ++n) {
                         const int col = n * kMmaN + 2 * t4;
                         float2 a = make_float2(s[n][0], s[n][1]);
@@ -773,21 +762,21 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) attention_flash_kernel(const
                             c = *reinterpret_cast<const float2*>(theirs + (g8 + 8) * kXsPitch + col);
                         }
                         const float part_scores[4] = {a.x, a.y, c.x, c.y};
-    #pragma unroll
+#pragma unroll
                         for (int e = 0; e < 4; ++e) total[n][e] = w == 0 ? part_scores[e] : total[n][e] + part_scores[e];
                     }
                 }
-    #pragma unroll
+#pragma unroll
                 for (int n = 0; n < kKeyTiles; ++n) {
-    #pragma unroll
+#pragma unroll
                     for (int e = 0; e < 4; ++e) s[n][e] = total[n][e];
                 }
             }
 
             // ---- Scale and mask (visibility exactly as cpu::attention).
-    #pragma unroll
+#pragma unroll
             for (int n = 0; n < kKeyTiles; ++n) {
-    #pragma unroll
+#pragma unroll
                 for (int e = 0; e < 4; ++e) {
                     const int i = e >> 1;
                     const int pk = k0 + n * kMmaN + 2 * t4 + (e & 1);
@@ -801,13 +790,13 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) attention_flash_kernel(const
 
             // ---- Online softmax: running max over the quad of lanes that shares a row.
             float mx[2] = {m_run[0], m_run[1]};
-    #pragma unroll
+#pragma unroll
             for (int n = 0; n < kKeyTiles; ++n) {
                 mx[0] = fmaxf(mx[0], fmaxf(s[n][0], s[n][1]));
                 mx[1] = fmaxf(mx[1], fmaxf(s[n][2], s[n][3]));
             }
             float base[2], corr[2];
-    #pragma unroll
+#pragma unroll
             for (int i = 0; i < 2; ++i) {
                 mx[i] = fmaxf(mx[i], __shfl_xor_sync(kFullWarp, mx[i], 1));
                 mx[i] = fmaxf(mx[i], __shfl_xor_sync(kFullWarp, mx[i], 2));
@@ -819,9 +808,9 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) attention_flash_kernel(const
             // P = exp(S - m), as the A operand of the PV mma (the C layout of two score n-tiles is the A
             // layout of one k16 step), and its row sums.
             float rs[2] = {0.0f, 0.0f};
-    #pragma unroll
+#pragma unroll
             for (int kk = 0; kk < kPvSteps; ++kk) {
-    #pragma unroll
+#pragma unroll
                 for (int j = 0; j < 4; ++j) {
                     const int n = 2 * kk + (j >> 1);  // a0a1/a2a3: keys 16kk + 2t4; a4a5/a6a7: 16kk + 8 + 2t4
                     const int i = j & 1;              // a0a1/a4a5: row g8; a2a3/a6a7: row g8 + 8
@@ -838,13 +827,13 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) attention_flash_kernel(const
                     }
                 }
             }
-    #pragma unroll
+#pragma unroll
             for (int i = 0; i < 2; ++i) {
                 rs[i] += __shfl_xor_sync(kFullWarp, rs[i], 1);
                 rs[i] += __shfl_xor_sync(kFullWarp, rs[i], 2);
                 l_run[i] = l_run[i] * corr[i] + rs[i];
             }
-    #pragma unroll
+#pragma unroll
             for (int d = 0; d < kDimTiles; ++d) {
                 o[d][0] *= corr[0];
                 o[d][1] *= corr[0];
